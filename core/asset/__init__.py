@@ -6,6 +6,7 @@ Blender add-on carries a copy of it (build_addon.py): one definition for server,
 
 from .codec import AssetError, decode, encode
 from .container import from_bytes, load, save, to_bytes
+from .gltf import to_glb, write_glb
 from .schema import (
     LAYER_KINDS,
     SCHEMA_VERSION,
@@ -21,5 +22,6 @@ from .schema import (
 
 __all__ = [
     "LAYER_KINDS", "SCHEMA_VERSION", "AssetError", "BodyParams", "HumanAsset", "Layer", "Mesh",
-    "Provenance", "Rig", "Skin", "Texture", "decode", "encode", "from_bytes", "load", "save", "to_bytes",
+    "Provenance", "Rig", "Skin", "Texture", "decode", "encode", "from_bytes", "load", "save", "to_bytes", "to_glb",
+    "write_glb",
 ]

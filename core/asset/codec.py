@@ -267,7 +267,10 @@ def decode(frames: Sequence[Buffer]) -> HumanAsset:
         rig = _decode_rig(d, raw_rig)
 
     layers = [_decode_layer(d, raw, f"layers[{i}]", rig) for i, raw in enumerate(raw_layers)]
-    body_vertices = next((lay.mesh.n_vertices for lay in layers if lay.kind == "body"), None)
+    bodies = [i for i, lay in enumerate(layers) if lay.kind == "body"]
+    if len(bodies) > 1:
+        raise AssetError(f"layers[{bodies[1]}].kind", "an asset has at most one body layer")
+    body_vertices = layers[bodies[0]].mesh.n_vertices if bodies else None
     for i, layer in enumerate(layers):
         if layer.hides_body is not None:
             if body_vertices is None:
@@ -282,7 +285,7 @@ def decode(frames: Sequence[Buffer]) -> HumanAsset:
     prov = _decode_provenance(d, d.field(header, "provenance", "", dict))
     unused = set(range(1, len(frames))) - d.used
     if unused:
-        raise AssetError("", f"frames {sorted(unused)} are not referenced by the header")
+        raise AssetError("frames", f"frames {sorted(unused)} are not referenced by the header")
     return HumanAsset(name=name, layers=layers, provenance=prov, rig=rig, body=body)
 
 
@@ -298,6 +301,10 @@ def _decode_rig(d: _Decoder, raw: dict) -> Rig:
         raise AssetError("rig.parents", f"parent indices must be in -1..{j - 1}")
     _check_acyclic(parents)
     rest = d.array(raw, "rest", "rig", "float32", (j, 4, 4))
+    if j and not np.allclose(rest[:, 3, :], [0, 0, 0, 1], atol=1e-6):
+        raise AssetError("rig.rest", "the bottom row of every joint matrix must be 0 0 0 1")
+    if j and (np.abs(np.linalg.det(rest[:, :3, :3].astype(np.float64))) < 1e-9).any():
+        raise AssetError("rig.rest", "joint matrices must be invertible")
     lengths = d.array(raw, "lengths", "rig", "float32", (j,))
     if (lengths <= 0).any():
         raise AssetError("rig.lengths", "bone lengths must be positive")
