@@ -287,7 +287,7 @@ FRAME_CASES: dict[str, tuple[Callable[[list[bytes]], list[bytes]], str, str]] = 
     "frame referenced twice": (
         _header_edit(lambda h: h["layers"][1]["mesh"].update(vertices=h["layers"][0]["mesh"]["vertices"])),
         "layers[1].mesh.vertices", "referenced twice"),
-    "unreferenced frame": (lambda fr: [*fr, b"\0" * 8], "", r"frames \[\d+\] are not referenced"),
+    "unreferenced frame": (lambda fr: [*fr, b"\0" * 8], "frames", r"frames \[\d+\] are not referenced"),
     "missing name": (_header_edit(lambda h: h.pop("name")), "name", "missing"),
     "missing faces": (_header_edit(lambda h: h["layers"][0]["mesh"].pop("faces")), "layers[0].mesh.faces", "missing"),
     "missing rig rest": (_header_edit(lambda h: h["rig"].pop("rest")), "rig.rest", "missing"),

@@ -151,3 +151,41 @@ def job_spec(kind: str) -> JobSpec:
         raise ProtocolError(ErrorCode.UNKNOWN_JOB_KIND,
                             f"unknown job kind {kind!r}; this protocol knows {', '.join(JOB_SPECS)}",
                             {"kind": kind}) from None
+
+
+_TYPE_NAMES: dict[type, str] = {float: "float", int: "int", str: "str", bool: "bool"}
+_TYPES_BY_NAME = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
+    """A JobSpec as plain msgpack/JSON data, so a server can advertise its job kinds in `welcome`
+    and a client that is older or newer than the server can still build its UI from them."""
+    return {
+        "kind": spec.kind,
+        "help": spec.help,
+        "params": [
+            {"name": p.name, "type": _TYPE_NAMES[p.type], "default": p.default, "help": p.help,
+             "min": p.min, "max": p.max, "choices": list(p.choices) if p.choices is not None else None,
+             "unit": p.unit}
+            for p in spec.params
+        ],
+        "inputs": [
+            {"name": i.name, "kind": i.kind, "required": i.required, "help": i.help, "max_bytes": i.max_bytes}
+            for i in spec.inputs
+        ],
+    }
+
+
+def spec_from_dict(data: dict[str, Any]) -> JobSpec:
+    """Inverse of `spec_to_dict` (KeyError / ValueError on data it did not produce)."""
+    params = []
+    for p in data["params"]:
+        if p["type"] not in _TYPES_BY_NAME:
+            raise ValueError(f"parameter {p['name']!r}: unknown type {p['type']!r}")
+        choices = p.get("choices")
+        params.append(ParamSpec(p["name"], _TYPES_BY_NAME[p["type"]], p["default"], p.get("help", ""),
+                                p.get("min"), p.get("max"), tuple(choices) if choices is not None else None,
+                                p.get("unit", "")))
+    inputs = tuple(InputSpec(i["name"], i["kind"], bool(i["required"]), i.get("help", ""), int(i["max_bytes"]))
+                   for i in data.get("inputs", ()))
+    return JobSpec(data["kind"], data.get("help", ""), tuple(params), inputs)

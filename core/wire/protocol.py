@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     JOB_FAILED = "job_failed"
     BUSY = "busy"
+    UNAVAILABLE = "unavailable"  # the job kind's pipeline or model is not installed on this server
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
 
