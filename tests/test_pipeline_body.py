@@ -1,0 +1,62 @@
+"""The body job's pure pipeline: parameters in, a valid rigged asset out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from strata.core.asset import decode, encode
+from strata.core.asset.schema import png_size
+from strata.core.progress import Progress
+from strata.core.wire import job_spec
+
+pytest.importorskip("anny")
+
+
+@pytest.fixture(scope="module")
+def model():
+    from strata.core.body import get_body_model
+
+    return get_body_model("anny")
+
+
+class Recorder(Progress):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages: list[str] = []
+
+    def emit(self, stage: str, fraction: float, text: str) -> None:
+        self.stages.append(stage)
+
+
+def test_body_asset_is_valid_and_has_the_requested_height(model):
+    from strata.core.pipelines.body import build_body
+
+    params = job_spec("body").validate({"height": 1.82, "pose": "T", "texture_size": 512})
+    rec = Recorder()
+    asset = decode(encode(build_body(model, params, rec)))  # decode re-validates every field
+    body = asset.layer("body")
+    z = body.mesh.vertices[:, 2]
+    assert abs((z.max() - z.min()) - 1.82) < 0.01
+    assert abs(z.min()) < 1e-3, "feet on the ground"
+    assert png_size(body.texture.data) == (512, 512)
+    assert asset.rig.n_joints == len(model.joint_names) and body.skin.joints.shape[1] == 4
+    assert {"shape", "pose", "texture", "assemble"} <= set(rec.stages)
+    assert asset.body.extra["height_m"] == pytest.approx(1.82, abs=0.01)
+    # T pose: the left upper arm bone of the bind pose points sideways (+X), not down.
+    upper, _, _ = model.arm_chain("L")
+    y_axis = asset.rig.rest[asset.rig.joint_names.index(upper)][:3, 1]
+    assert y_axis[0] > 0.95
+
+
+def test_pose_presets_change_the_bind_pose(model):
+    from strata.core.pipelines.body import build_body
+
+    spec = job_spec("body")
+    a = build_body(model, spec.validate({"pose": "A", "texture_size": 256}))
+    t = build_body(model, spec.validate({"pose": "T", "texture_size": 256}))
+    hand = model.arm_chain("L")[2]
+    j = a.rig.joint_names.index(hand)
+    # T raises the hand well above where A has it.
+    assert t.rig.rest[j][2, 3] - a.rig.rest[j][2, 3] > 0.3
+    assert np.array_equal(a.layers[0].mesh.faces, t.layers[0].mesh.faces)
