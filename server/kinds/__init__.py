@@ -1,0 +1,17 @@
+"""The registry of job kinds this server runs: the one place a new kind is added.
+
+Each kind's parameters and inputs are declared in core/wire/jobs.py (shared with clients); its
+implementation lives in a module here. A kind whose pipeline is not installed is still listed (with
+the reason in `welcome`), and its jobs fail with the error code `unavailable`.
+"""
+
+from __future__ import annotations
+
+from .base import Encoded, JobContext, JobError, JobInput, JobKind
+from .body import BodyKind
+from .echo import EchoKind
+from .reconstruct import ReconstructKind
+
+KINDS: dict[str, JobKind] = {kind.name: kind for kind in (BodyKind(), ReconstructKind(), EchoKind())}
+
+__all__ = ["KINDS", "Encoded", "JobContext", "JobError", "JobInput", "JobKind"]

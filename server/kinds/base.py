@@ -1,0 +1,167 @@
+"""The one small interface every job kind implements, and what a job sees while it runs.
+
+A job kind is its `JobSpec` (from core/wire/jobs.py: parameters and inputs, validated by the server
+before the job is queued) plus `run(ctx)`, called on the single worker thread. It reports progress
+through `ctx.progress` (which also raises `Cancelled` once the user cancelled), gets warm models from
+`ctx.models`, and returns a HumanAsset (the server fills its provenance, encodes and validates it) or
+`Encoded` frames that are sent and stored as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...core.asset.schema import HumanAsset
+from ...core.progress import Progress
+from ...core.wire.jobs import JobSpec
+from ...core.wire.protocol import ErrorCode
+from ..models import ModelCache
+
+
+class JobError(Exception):
+    """A job failure with a stable code (the protocol reports `code`, `message` and `detail`).
+
+    Pipelines may raise their own exceptions instead: any exception with a string `code`
+    attribute is reported the same way."""
+
+    def __init__(self, code: str, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
+        self.detail = detail or {}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A result that is already asset frames (validated elsewhere): sent and stored without re-encoding."""
+
+    frames: list[Any]
+
+
+@dataclass
+class JobInput:
+    """One input of a submit: raw `frames` (zero-copy views of the received message) and, for an
+    asset input, the `asset` decoded (and validated) from them."""
+
+    name: str
+    kind: str
+    frames: list[Any]
+    asset: HumanAsset | None = None
+    filename: str | None = None
+
+    @property
+    def data(self) -> memoryview:
+        """A bytes input's content, uncopied."""
+        return memoryview(self.frames[0]).cast("B")
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(f).nbytes for f in self.frames)
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    kind: str
+    params: dict[str, Any]
+    inputs: dict[str, JobInput]
+    progress: Progress
+    models: ModelCache
+    log: logging.Logger
+    _hash: str | None = field(default=None, repr=False)
+
+    def input(self, name: str) -> JobInput | None:
+        return self.inputs.get(name)
+
+    def input_hash(self) -> str:
+        """sha256 (hex) of the input bytes: every frame of every input, inputs in name order; "" if none.
+        Computed on demand because it costs ~1 s per GB and not every result needs it."""
+        if self._hash is None:
+            if not self.inputs:
+                self._hash = ""
+            else:
+                digest = hashlib.sha256()
+                for name in sorted(self.inputs):
+                    for frame in self.inputs[name].frames:
+                        digest.update(frame)
+                self._hash = digest.hexdigest()
+        return self._hash
+
+
+class JobKind:
+    """Base class of job kinds: subclasses set `spec` and implement `run`."""
+
+    spec: JobSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.kind
+
+    def unavailable(self) -> str | None:
+        """Why this kind cannot run here (a missing module), or None. Must be cheap: no imports."""
+        return None
+
+    def run(self, ctx: JobContext) -> HumanAsset | Encoded:
+        raise NotImplementedError
+
+
+def module_exists(dotted: str) -> bool:
+    """Whether `dotted` can be imported, found on the path WITHOUT importing it or its packages
+    (which may pull in torch for seconds); only ancestors already imported are used."""
+    if dotted in sys.modules:
+        return True
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        parent = sys.modules.get(".".join(parts[:i]))
+        if parent is not None:
+            path = getattr(parent, "__path__", None)
+            break
+    else:
+        i, spec = 1, importlib.util.find_spec(parts[0])
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+    for j in range(i, len(parts)):
+        if path is None:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: j + 1]), list(path))
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+    return True
+
+
+def compute_device() -> str:
+    """Where jobs put their tensors: $STRATA_DEVICE if set, else "cuda" when torch sees a GPU, else "cpu".
+    Imports torch: call it inside jobs, never on the socket loop."""
+    override = os.environ.get("STRATA_DEVICE")
+    if override:
+        return override
+    if not module_exists("torch"):
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def require(dotted: str, kind: str) -> Any:
+    """Import a pipeline module inside a job; its absence is a clean `unavailable` job error."""
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        raise JobError(ErrorCode.UNAVAILABLE,
+                       f"the {kind!r} job needs {dotted}, which is not installed on this server "
+                       f"({exc.name} is missing)", {"module": dotted, "missing": exc.name or ""}) from None
+
+
+def missing(*modules: str) -> str | None:
+    absent = [m for m in modules if not module_exists(m)]
+    return f"not installed: {', '.join(absent)}" if absent else None
