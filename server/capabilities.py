@@ -130,7 +130,8 @@ def job_kinds(kinds: dict[str, JobKind]) -> dict[str, Any]:
 
 
 def capabilities(*, kinds: dict[str, JobKind], models: ModelCache, probe: Probe, data_dir: str,
-                 limits: dict[str, Any], queue: dict[str, Any], curve: bool) -> dict[str, Any]:
+                 limits: dict[str, Any], queue: dict[str, Any], curve: bool,
+                 model_dirs: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "server_version": SERVER_VERSION,
         "protocol_versions": list(SUPPORTED_VERSIONS),
@@ -144,4 +145,5 @@ def capabilities(*, kinds: dict[str, JobKind], models: ModelCache, probe: Probe,
         "limits": limits,
         "queue": queue,
         "curve": curve,
+        "model_dirs": model_dirs or {},
     }

@@ -20,6 +20,18 @@ def default_data_dir() -> Path:
     return Path(base).expanduser() / "strata" / "server"
 
 
+def model_dir_option(value: Path | None, env: str, what: str) -> Path | None:
+    """A user-supplied model directory (option, else environment variable), which must exist: a typo
+    should fail at start-up with its name, not minutes later inside a job."""
+    raw = value if value is not None else (Path(os.environ[env]) if os.environ.get(env) else None)
+    if raw is None:
+        return None
+    path = raw.expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{what} directory {path} does not exist (from {'the option' if value else env})")
+    return path
+
+
 @dataclass
 class CurveServerKeys:
     """The server's CURVE key pair and the directory of client public keys it accepts."""
@@ -41,5 +53,9 @@ class ServerConfig:
     keep_jobs: int = DEFAULT_KEEP_JOBS
     heartbeat: float = 1.0
     """Seconds between heartbeat events to the subscribers of unfinished jobs."""
+    weights_dir: Path | None = None
+    """Where the user put downloaded diffusion weights (PSHuman_Unclip_768_6views/ inside it)."""
+    smplx_dir: Path | None = None
+    """Where the user put SMPL-X model files (smplx/SMPLX_NEUTRAL.npz inside it)."""
     shutdown_grace: float = 5.0
     """Seconds a cancelled running job gets to reach its next progress check at shutdown."""

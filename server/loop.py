@@ -339,7 +339,8 @@ class Server:
             limits={"max_message_bytes": self.config.max_message_bytes, "max_queue": self.config.max_queue,
                     "max_header_bytes": protocol.MAX_HEADER_BYTES},
             queue={"running": current.job_id if current else None, "queued": len(self.store.queued())},
-            curve=self.config.curve is not None)
+            curve=self.config.curve is not None,
+            model_dirs={"weights": str(self.config.weights_dir or ""), "smplx": str(self.config.smplx_dir or "")})
 
     def _submit(self, identity: bytes, msg: Message) -> None:
         if self._closing:

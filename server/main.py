@@ -24,6 +24,7 @@ from .config import (
     DEFAULT_MAX_QUEUE,
     ServerConfig,
     default_data_dir,
+    model_dir_option,
 )
 from .logs import log_event, setup_logging
 from .loop import Server
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"jobs, results and server.log (default $STRATA_DATA_DIR or {default_data_dir()})")
     p.add_argument("--curve-dir", type=Path, default=None,
                    help="CURVE key directory (server.key_secret + authorized_clients/); required off loopback")
+    p.add_argument("--weights-dir", type=Path, default=None,
+                   help="downloaded diffusion weights (PSHuman_Unclip_768_6views/ inside); $STRATA_WEIGHTS_DIR")
+    p.add_argument("--smplx-dir", type=Path, default=None,
+                   help="SMPL-X model files (smplx/SMPLX_NEUTRAL.npz inside); $STRATA_SMPLX_DIR")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of key=value text")
     p.add_argument("--max-message-mb", type=int, default=DEFAULT_MAX_MESSAGE_MB,
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         curve = load_server_keys(args.curve_dir) if args.curve_dir is not None else None
         check_bind(args.bind, curve)
+        weights_dir = model_dir_option(args.weights_dir, "STRATA_WEIGHTS_DIR", "weights")
+        smplx_dir = model_dir_option(args.smplx_dir, "STRATA_SMPLX_DIR", "SMPL-X")
     except (SecurityError, OSError, ValueError) as exc:
         log_event(log, "server.refused", logging.ERROR, reason=str(exc))
         return 2
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     config = ServerConfig(bind=args.bind, data_dir=data_dir, curve=curve,
                           max_message_bytes=args.max_message_mb << 20, max_queue=args.max_queue,
-                          keep_jobs=args.keep_jobs)
+                          keep_jobs=args.keep_jobs, weights_dir=weights_dir, smplx_dir=smplx_dir)
     server = Server(config, log)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)
