@@ -14,6 +14,7 @@ Decoded arrays are zero-copy, read-only views of the frames.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -201,7 +202,7 @@ class _Decoder:
         for i, (g, want) in enumerate(zip(got, shape, strict=True)):
             if want is not None and g != want:
                 raise AssetError(where, f"shape {got}, dimension {i} must be {want}")
-        dt = np.dtype(dtype).newbyteorder("<")
+        dt = _wire_dtype(dtype)
         buf = memoryview(self.frames[idx]).cast("B")
         expected = int(np.prod(got, dtype=np.int64)) * dt.itemsize
         if buf.nbytes != expected:
@@ -212,6 +213,13 @@ class _Decoder:
         if dt.kind == "f" and not np.isfinite(arr).all():
             raise AssetError(where, "contains NaN or infinite values")
         return arr
+
+
+def _wire_dtype(name: str) -> np.dtype:
+    """The little-endian dtype of the wire, spelled natively on little-endian hosts: numpy then exports
+    the buffer format as native ("f", not "<f"), which bpy's foreach_set needs for its fast path."""
+    dt = np.dtype(name)
+    return dt if sys.byteorder == "little" else dt.newbyteorder("<")
 
 
 def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -1,0 +1,496 @@
+"""Build Blender data from a HumanAsset: one collection per job, one object per layer, one armature.
+
+This module imports only bpy, mathutils, numpy and the standard library. It reads the asset by duck
+typing (the dataclasses of core/asset/schema.py), so the same code imports a result that arrived
+over the wire, a `.strata` file, or an asset built by a test.
+
+Speed is the point of this module, and what makes it fast is easy to break:
+
+* Every array goes to Blender through `foreach_set` on the attribute API (`position`,
+  `.corner_vert`, UVs, custom normals, colours). `foreach_set` copies a C buffer in one go ONLY when
+  the numpy array's buffer format is exactly the native one ("f" / "i"). Arrays decoded by the asset
+  codec are views with an explicit little-endian dtype, whose buffer format is "<f"; Blender then
+  silently takes its per-item Python path, about 300x slower (32 ms instead of 0.1 ms for one
+  layer's UVs). `_flat` re-views every array with the native dtype (no copy).
+* Skin weights: Blender has no bulk vertex-group API. `VertexGroup.add(indices, weight)` costs about
+  1 microsecond per call plus 0.1 microsecond per index, so the work is grouping the (vertex,
+  joint, weight) triples into as few calls as possible without changing any weight: runs of
+  consecutive vertices with the same joint and weight first (O(n), no sort), exact (joint, weight)
+  groups otherwise. See `write_weights` and bench/import_speed.py for the measured alternatives.
+* Textures are packed from the PNG bytes in memory (`Image.pack(data=...)`): no temporary file, and
+  Blender decodes the PNG lazily, the first time it is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+UV_NAME = "UVMap"
+COLOR_NAME = "Color"
+ROUGHNESS = 0.8
+"""Skin and cloth are rough dielectrics; the same constant the glTF writer uses."""
+TEMP_WEIGHTS = "~strata-weights"
+RUNS_MAX_FRACTION = 0.125
+"""Use run-length grouping of weights when it needs at most this many calls per weight."""
+
+
+@dataclass
+class ImportResult:
+    """What an import created, for the operator's report, tests and the benchmark."""
+
+    collection: bpy.types.Collection
+    armature: bpy.types.Object | None
+    objects: dict[str, bpy.types.Object]
+    """Object name -> object, in the asset's layer order (names are the layer names, made unique)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Stage -> seconds (mesh, uv, normals, colors, weights, masks, materials, armature, ...)."""
+    weight_calls: int = 0
+    """How many `VertexGroup.add` calls writing the skin weights took (see `write_weights`)."""
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._t
+        self._t = now
+
+
+def _flat(array: Any, dtype: type) -> np.ndarray:
+    """A C-contiguous 1-D array of `dtype` whose buffer format is the native one (see the module
+    docstring: foreach_set falls back to a per-item path for "<f"-format views)."""
+    a = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
+    return a.view(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def import_asset(
+    asset: Any,
+    context: bpy.types.Context | None = None,
+    *,
+    name: str | None = None,
+    job_id: str = "",
+    source_image: str = "",
+    parent_collection: bpy.types.Collection | None = None,
+    use_normals: bool = True,
+    select: bool = True,
+) -> ImportResult:
+    """Create a new collection holding `asset`: an armature (when it has a rig) and one mesh object
+    per layer, parented to the armature, skinned, with materials; garments hide the body under them
+    with a MASK modifier. Never reuses existing data-blocks, so importing twice gives two humans."""
+    context = context or bpy.context
+    clock = _Clock()
+    scene, view_layer = scene_and_view_layer(context)
+    _leave_edit_modes(context, scene, view_layer)
+
+    collection = bpy.data.collections.new(name or asset.name or "Strata")
+    (parent_collection or scene.collection).children.link(collection)
+    props = _provenance_props(asset, job_id, source_image)
+    _set_props(collection, props)
+
+    armature = None
+    bone_names: list[str] = []
+    if asset.rig is not None:
+        armature, bone_names = _build_armature(context, collection, f"{collection.name} Rig", asset.rig)
+        _set_props(armature, props)
+        clock.lap("armature")
+
+    built: list[tuple[Any, bpy.types.Object]] = []
+    weight_calls = 0
+    for layer in asset.layers:
+        mesh = build_mesh(layer.name, layer.mesh, use_normals=use_normals, clock=clock)
+        mesh.materials.append(build_material(f"{collection.name} {layer.name}", layer, mesh))
+        clock.lap("materials")
+        obj = bpy.data.objects.new(layer.name, mesh)
+        collection.objects.link(obj)
+        _set_props(obj, {**props, "strata_layer_kind": layer.kind, "strata_layer_name": layer.name})
+        if armature is not None:
+            obj.parent = armature
+            if layer.skin is not None:
+                weight_calls += write_weights(obj, layer.skin.joints, layer.skin.weights, bone_names, context)
+                clock.lap("weights")
+        built.append((layer, obj))
+
+    body = next((obj for layer, obj in built if layer.kind == "body"), None)
+    if body is not None:
+        for layer, obj in built:
+            if layer.hides_body is not None and len(layer.hides_body) and layer.kind != "body":
+                add_mask(body, obj.name, layer.hides_body)
+        clock.lap("masks")
+    if armature is not None:  # after the masks: hide first, then deform what is left
+        for layer, obj in built:
+            if layer.skin is not None:
+                obj.modifiers.new("Armature", "ARMATURE").object = armature
+        clock.lap("modifiers")
+    objects = {obj.name: obj for _, obj in built}
+    if select:
+        _select(view_layer, armature, list(objects.values()))
+    return ImportResult(collection, armature, objects, clock.timings, weight_calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# meshes
+
+
+def build_mesh(name: str, src: Any, *, use_normals: bool = True, clock: _Clock | None = None) -> bpy.types.Mesh:
+    """A Blender mesh from a schema Mesh: positions, triangles, per-corner UVs, normals, colours."""
+    clock = clock or _Clock()
+    faces = np.asarray(src.faces)
+    n, f = int(src.vertices.shape[0]), int(faces.shape[0])
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(n)
+    mesh.loops.add(3 * f)
+    mesh.polygons.add(f)
+    mesh.attributes["position"].data.foreach_set("vector", _flat(src.vertices, np.float32))
+    mesh.attributes[".corner_vert"].data.foreach_set("value", _flat(faces, np.int32))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * f, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    clock.lap("mesh")
+    if src.uvs is not None:
+        mesh.uv_layers.new(name=UV_NAME, do_init=False)
+        corners = np.take(np.asarray(src.uvs), np.asarray(src.uv_faces).reshape(-1), axis=0)
+        mesh.attributes[UV_NAME].data.foreach_set("vector", _flat(corners, np.float32))
+        clock.lap("uv")
+    if use_normals and src.normals is not None:
+        set_vertex_normals(mesh, src.normals)
+        clock.lap("normals")
+    if src.vertex_colors is not None:
+        # FLOAT_COLOR takes linear floats through the fast path; BYTE_COLOR's sRGB setter is per item.
+        attr = mesh.color_attributes.new(COLOR_NAME, "FLOAT_COLOR", "POINT")
+        attr.data.foreach_set("color", _linear_rgba(src.vertex_colors))
+        mesh.color_attributes.active_color = attr
+        mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
+        clock.lap("colors")
+    if f and ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any():
+        mesh.validate(clean_customdata=False)  # degenerate triangles: Blender drops them with their corners
+    return mesh
+
+
+def _srgb_to_linear_table() -> np.ndarray:
+    c = np.arange(256, dtype=np.float64) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+_SRGB_TO_LINEAR = _srgb_to_linear_table()
+
+
+def _linear_rgba(colors: Any) -> np.ndarray:
+    """uint8 sRGB RGBA -> flat float32 linear RGB + straight alpha, as FLOAT_COLOR stores them."""
+    c = np.asarray(colors)
+    out = np.empty(c.shape, dtype=np.float32)
+    out[:, :3] = _SRGB_TO_LINEAR[c[:, :3]]
+    out[:, 3] = c[:, 3] * np.float32(1 / 255)
+    return out.reshape(-1)
+
+
+def set_vertex_normals(mesh: bpy.types.Mesh, normals: Any) -> None:
+    """Custom normals per vertex. Blender 4.5 stores them in a generic `custom_normal` attribute that
+    takes a buffer directly (a few ms); 4.2-4.4 only have the slower per-corner setter."""
+    if bpy.app.version >= (4, 5, 0):
+        attr = mesh.attributes.new("custom_normal", "FLOAT_VECTOR", "POINT")
+        attr.data.foreach_set("vector", _flat(normals, np.float32))
+    else:  # pragma: no cover - exercised on Blender 4.2-4.4 only
+        mesh.normals_split_custom_set_from_vertices(np.asarray(normals, dtype=np.float32).tolist())
+
+
+# ---------------------------------------------------------------------------------------------
+# skin weights
+
+
+ADD_CALL_S = 1.5e-6
+"""Measured cost of one `VertexGroup.add` call (Python + RNA), and of each index it writes:"""
+ADD_INDEX_S = 1.2e-7
+CONVERT_CALL_S = 1.0e-4
+"""... and of one `geometry.attribute_convert` call, and of each vertex it scans (bench/import_speed.py)."""
+CONVERT_VERTEX_S = 4.0e-8
+
+
+def write_weights(obj: bpy.types.Object, joints: Any, weights: Any, bone_names: Sequence[str],
+                  context: bpy.types.Context | None = None) -> int:
+    """Write top-k skin weights into vertex groups named after the bones, exactly; returns the
+    number of Blender calls it took.
+
+    Blender has no bulk setter for vertex-group weights. `VertexGroup.add(indices, weight)` takes ONE
+    weight per call, so the (vertex, joint, weight) triples are grouped by (joint, weight), never
+    rounded:
+
+    1. runs: in slot-major order, consecutive vertices sharing joint and weight become one call
+       over a contiguous index range. O(n), no sort: meshes whose vertex rings share weights and
+       rigid parts (weight 1.0) compress to a few hundred calls.
+    2. else exact (joint, weight) groups from one sort of a 64-bit key.
+    3. when (nearly) every weight differs, a call per weight is slower than converting one float
+       attribute per joint into a vertex group in C (`geometry.attribute_convert`, which skips
+       zeros): that is used when the cost model says it is cheaper.
+
+    Weights are added ('ADD', also faster than 'REPLACE'), so a joint repeated within a row gets
+    the sum of its slots, as skinning would. Zero weights are skipped.
+    """
+    J = np.asarray(joints)
+    W = np.asarray(weights)
+    n, k = J.shape
+    if n == 0:
+        return 0
+    jj = np.ascontiguousarray(J.T, dtype=np.int32).reshape(-1)
+    ww = np.ascontiguousarray(W.T, dtype=np.float32).reshape(-1)
+    nonzero = int(np.count_nonzero(ww))
+    change = (jj[1:] != jj[:-1]) | (ww[1:] != ww[:-1])
+    change[n - 1::n] = True  # a run never crosses from one slot into the next
+    breaks = np.flatnonzero(change) + 1
+    if len(breaks) + 1 <= max(RUNS_MAX_FRACTION * nonzero, 64):
+        starts = np.concatenate(([0], breaks))
+        lengths = np.diff(np.concatenate((starts, [len(jj)])))
+        first = starts % n  # runs are contiguous vertex ranges
+        vertices = list(range(n))
+        calls = [(j, w, f, f + c) for j, w, f, c in zip(jj[starts].tolist(), ww[starts].tolist(), first.tolist(),
+                                                       lengths.tolist(), strict=True) if w > 0]
+        return _add_groups(obj, calls, vertices, bone_names)
+    keep = ww > 0
+    jj, ww = jj[keep], ww[keep]
+    key = (jj.astype(np.uint64) << np.uint64(32)) | ww.view(np.uint32).astype(np.uint64)
+    used = np.flatnonzero(np.bincount(jj, minlength=len(bone_names)))
+    convert_cost = len(used) * (CONVERT_CALL_S + n * CONVERT_VERTEX_S)
+    if context is not None:
+        # Guess the number of distinct (joint, weight) pairs from a sample before paying for a sort.
+        sample = key[:: max(1, len(key) // 4096)]
+        guess = len(key) * len(np.unique(sample)) / len(sample)
+        if convert_cost < guess * ADD_CALL_S + len(key) * ADD_INDEX_S:
+            return _convert_groups(context, obj, J, W, used, bone_names)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1))
+    if context is not None and convert_cost < len(starts) * ADD_CALL_S + len(key) * ADD_INDEX_S:
+        return _convert_groups(context, obj, J, W, used, bone_names)
+    vid = np.tile(np.arange(n, dtype=np.int64), k)[keep][order]
+    ends = np.concatenate((starts[1:], [len(key)]))
+    group_keys = key[starts]
+    run_joints = (group_keys >> np.uint64(32)).astype(np.int64)
+    run_weights = (group_keys & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+    calls = list(zip(run_joints.tolist(), run_weights.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    return _add_groups(obj, calls, vid.tolist(), bone_names)
+
+
+def _add_groups(obj: bpy.types.Object, calls: list[tuple[int, float, int, int]], vertices: list[int],
+                bone_names: Sequence[str]) -> int:
+    """One `add` per (joint, weight, start, end): `vertices[start:end]` get `weight` in that group."""
+    adds = {j: obj.vertex_groups.new(name=bone_names[j]).add for j in sorted({call[0] for call in calls})}
+    for j, w, s, e in calls:
+        adds[j](vertices[s:e], w, "ADD")
+    return len(calls)
+
+
+def _convert_groups(context: bpy.types.Context, obj: bpy.types.Object, J: np.ndarray, W: np.ndarray,
+                    used: np.ndarray, bone_names: Sequence[str]) -> int:
+    """One float attribute per used joint, turned into a vertex group by Blender's own operator (in
+    C, zeros skipped, values bit-exact)."""
+    n, k = J.shape
+    row = np.full(len(bone_names), -1, dtype=np.int64)
+    row[used] = np.arange(len(used))
+    cells = (row[J.astype(np.int64)] * n + np.arange(n)[:, None]).reshape(-1)
+    dense = np.bincount(cells, weights=np.asarray(W, dtype=np.float64).reshape(-1), minlength=len(used) * n)
+    dense = dense.reshape(len(used), n).astype(np.float32)
+    mesh = obj.data
+    with context.temp_override(**_override(context, *scene_and_view_layer(context), obj)):
+        for r, j in enumerate(used.tolist()):
+            attr = mesh.attributes.new(TEMP_WEIGHTS, "FLOAT", "POINT")  # a bone may be called "position"
+            attr.data.foreach_set("value", dense[r])
+            mesh.attributes.active = attr
+            bpy.ops.geometry.attribute_convert(mode="VERTEX_GROUP")
+            obj.vertex_groups[TEMP_WEIGHTS].name = bone_names[j]
+    return len(used)
+
+
+def add_mask(body: bpy.types.Object, garment: str, hidden: Any) -> bpy.types.MaskModifier:
+    """Hide the body vertices under `garment` with an inverted MASK modifier over a vertex group,
+    so deleting or disabling the modifier brings the skin back (nothing is deleted)."""
+    group = body.vertex_groups.new(name=f"Hidden by {garment}")
+    group.add(np.asarray(hidden, dtype=np.int64).tolist(), 1.0, "REPLACE")
+    mod = body.modifiers.new(f"Hide under {garment}", "MASK")
+    mod.vertex_group = group.name
+    mod.invert_vertex_group = True
+    return mod
+
+
+# ---------------------------------------------------------------------------------------------
+# armature
+
+
+def _orthonormal(rest: np.ndarray) -> np.ndarray:
+    """Rotation part of a rest matrix, re-orthonormalised keeping +Y (the bone axis) exact."""
+    y = rest[:3, 1] / max(float(np.linalg.norm(rest[:3, 1])), 1e-12)
+    x = rest[:3, 0] - y * float(rest[:3, 0] @ y)
+    norm = float(np.linalg.norm(x))
+    if norm < 1e-8:  # degenerate: pick any axis perpendicular to y
+        x = np.cross(y, [0.0, 0.0, 1.0] if abs(y[2]) < 0.9 else [1.0, 0.0, 0.0])
+        norm = float(np.linalg.norm(x))
+    x = x / norm
+    out = np.eye(4)
+    out[:3, 0], out[:3, 1], out[:3, 2] = x, y, np.cross(x, y)
+    out[:3, 3] = rest[:3, 3]
+    return out
+
+
+def _build_armature(context: bpy.types.Context, collection: bpy.types.Collection, name: str,
+                    rig: Any) -> tuple[bpy.types.Object, list[str]]:
+    """One armature whose bones reproduce `rig.rest` exactly: head at the matrix's translation, tail
+    `length` along its +Y axis, roll from its X/Z axes (EditBone.matrix does the roll maths).
+
+    Edit bones exist only in edit mode, and every mode switch re-evaluates the whole view layer: in a
+    scene that already holds skinned humans that is ~100 ms per switch. So the bones are made in a
+    throw-away scene holding nothing but the new armature (under 1 ms), then the armature moves in.
+    """
+    data = bpy.data.armatures.new(name)
+    data.display_type = "OCTAHEDRAL"
+    obj = bpy.data.objects.new(name, data)
+    obj.show_in_front = True
+    rest = np.asarray(rig.rest, dtype=np.float64)
+    lengths = np.asarray(rig.lengths, dtype=np.float64)
+    parents = np.asarray(rig.parents).tolist()
+    workshop = bpy.data.scenes.new("strata-armature-workshop")
+    try:
+        workshop.collection.objects.link(obj)
+        view_layer = workshop.view_layers[0]
+        view_layer.objects.active = obj
+        with context.temp_override(**_override(context, workshop, view_layer, obj)):
+            bpy.ops.object.mode_set(mode="EDIT")
+            try:
+                bones = [data.edit_bones.new(str(joint)) for joint in rig.joint_names]
+                for bone, matrix, length in zip(bones, rest, lengths.tolist(), strict=True):
+                    bone.head = (0.0, 0.0, 0.0)
+                    bone.tail = (0.0, length, 0.0)
+                    bone.matrix = Matrix(_orthonormal(matrix).tolist())
+                for bone, parent in zip(bones, parents, strict=True):
+                    if parent >= 0:
+                        bone.parent = bones[parent]
+                names = [bone.name for bone in bones]  # Blender shortens names over 63 bytes
+            finally:
+                bpy.ops.object.mode_set(mode="OBJECT")
+        workshop.collection.objects.unlink(obj)
+    finally:
+        bpy.data.scenes.remove(workshop)
+    collection.objects.link(obj)
+    for pose_bone in obj.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+    return obj, names
+
+
+def _override(context: bpy.types.Context, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer,
+              obj: bpy.types.Object) -> dict[str, Any]:
+    """Context members for object-mode operators on `obj`, also from a timer (no window in context)."""
+    override: dict[str, Any] = {"scene": scene, "view_layer": view_layer, "active_object": obj, "object": obj,
+                                "selected_objects": [obj], "selected_editable_objects": [obj]}
+    wm = context.window_manager
+    if context.window is None and wm is not None and len(wm.windows):
+        window = wm.windows[0]
+        override.update(window=window, screen=window.screen)
+    return override
+
+
+def scene_and_view_layer(context: bpy.types.Context) -> tuple[bpy.types.Scene, bpy.types.ViewLayer]:
+    """The scene and view layer to import into: the context's, or (in a timer, which has no window
+    in its context) those of the first window, which is what the user is looking at."""
+    scene, view_layer = context.scene, context.view_layer
+    if scene is None or view_layer is None:
+        wm = context.window_manager
+        window = wm.windows[0] if wm is not None and len(wm.windows) else None
+        scene = scene or (window.scene if window else bpy.data.scenes[0])
+        view_layer = view_layer or (window.view_layer if window else scene.view_layers[0])
+    return scene, view_layer
+
+
+def _leave_edit_modes(context: bpy.types.Context, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> None:
+    """Edit bones need the armature active in edit mode, which fails while another object is in a
+    non-object mode: put the user's active object back to object mode first."""
+    active = view_layer.objects.active
+    if active is not None and active.mode != "OBJECT":
+        with context.temp_override(**_override(context, scene, view_layer, active)):
+            bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def _select(view_layer: bpy.types.ViewLayer, armature: bpy.types.Object | None,
+            objects: list[bpy.types.Object]) -> None:
+    for obj in view_layer.objects:
+        if obj.select_get(view_layer=view_layer):
+            obj.select_set(False, view_layer=view_layer)
+    for obj in [*objects, *([armature] if armature else [])]:
+        obj.select_set(True, view_layer=view_layer)
+    view_layer.objects.active = armature or (objects[0] if objects else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# materials
+
+
+def build_material(name: str, layer: Any, mesh: bpy.types.Mesh) -> bpy.types.Material:
+    """Principled BSDF fed by the layer's packed texture, else by its vertex colours."""
+    mat = bpy.data.materials.new(name)
+    with warnings.catch_warnings():  # use_nodes is deprecated in Blender 5 (always on there)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next((node for node in nodes if node.type == "BSDF_PRINCIPLED"), None) or nodes.new(
+        "ShaderNodeBsdfPrincipled")
+    bsdf.inputs["Roughness"].default_value = ROUGHNESS
+    if layer.texture is not None:
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.location = (bsdf.location.x - 400, bsdf.location.y)
+        tex.image = packed_image(f"{layer.name}.png", layer.texture.data)
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        if _png_has_alpha(layer.texture.data):
+            links.new(tex.outputs["Alpha"], bsdf.inputs["Alpha"])
+    elif layer.mesh.vertex_colors is not None:
+        attr = nodes.new("ShaderNodeVertexColor")
+        attr.location = (bsdf.location.x - 400, bsdf.location.y)
+        attr.layer_name = COLOR_NAME
+        links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def packed_image(name: str, data: bytes) -> bpy.types.Image:
+    """An image packed into the .blend straight from PNG bytes: no temporary file, decoded lazily."""
+    image = bpy.data.images.new(name, 8, 8)
+    image.pack(data=bytes(data), data_len=len(data))
+    image.filepath_raw = "//textures/" + re.sub(r"[^\w.-]+", "_", name)  # where "Unpack" writes it
+    image.source = "FILE"
+    return image
+
+
+def _png_has_alpha(data: bytes) -> bool:
+    """PNG colour type (IHDR byte 25) 4 or 6 carries an alpha channel."""
+    return len(data) > 25 and data[25] in (4, 6)
+
+
+# ---------------------------------------------------------------------------------------------
+# custom properties
+
+
+def _provenance_props(asset: Any, job_id: str, source_image: str) -> dict[str, Any]:
+    prov = asset.provenance
+    return {
+        "strata_job_id": job_id,
+        "strata_job_kind": prov.job_kind,
+        "strata_asset_name": asset.name,
+        "strata_source_image": source_image,
+        "strata_backends": json.dumps(dict(prov.backends), sort_keys=True),
+        "strata_notes": "\n".join(prov.notes),
+    }
+
+
+def _set_props(idblock: bpy.types.ID, props: dict[str, Any]) -> None:
+    for key, value in props.items():
+        idblock[key] = value

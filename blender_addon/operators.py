@@ -1,0 +1,419 @@
+"""Operators: every action of the panel, usable from scripts too (`bpy.ops.strata.*`).
+
+Job operators return at once in the UI (the job runs on the server; `runtime.tick` imports the
+result) and wait for the result in background mode, so `blender -b` scripts and the tests get the
+imported collection when the call returns.
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import importer, runtime
+from ._lib.core.asset import container
+from ._lib.core.asset.codec import AssetError
+from ._lib.core.wire.jobs import JOB_SPECS
+from .local_server import LocalServerError
+from .properties import generate_params, read_params
+from .session import explain
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class UserError(Exception):
+    """Something the user must fix before a job can be sent; carries an ADVICE code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(op: bpy.types.Operator, code: str, message: str, detail: dict | None = None) -> set[str]:
+    problem = runtime.RUNTIME.session.fail(code, message, detail)
+    op.report({"ERROR"}, problem.text)
+    return {"CANCELLED"}
+
+
+def _settings(context: bpy.types.Context) -> Any:
+    return context.scene.strata
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs
+
+
+class _JobOperator:
+    """Shared by the job operators: build parameters, check the server offers the job, submit,
+    and in background mode wait and import."""
+
+    bl_options = {"REGISTER"}
+    kind = ""
+
+    def build(self, context: bpy.types.Context) -> tuple[dict[str, Any], bytes | None, str]:
+        """(params, image bytes or None, source image path)."""
+        raise NotImplementedError
+
+    def job_kind_name(self) -> str:
+        return self.kind
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        rt = runtime.RUNTIME
+        kind = self.job_kind_name()
+        try:
+            params, image, source = self.build(context)
+        except UserError as exc:
+            return _fail(self, exc.code, str(exc))
+        except OSError as exc:
+            return _fail(self, "invalid_input", f"The photo could not be read ({exc.strerror or exc}).")
+        sync = runtime.synchronous()
+        try:
+            conn = runtime.ensure_connection(context, hello=not sync)
+        except (ValueError, OSError) as exc:
+            return _fail(self, "server_setup", str(exc))
+        if sync and not rt.session.connected:  # background: say hello now and wait for the answer
+            rt.session.problem = None
+            conn.connect()
+            runtime.wait_until(lambda: rt.session.connected or rt.session.problem is not None,
+                               prefs_timeout(context) + 1.0)
+        if rt.session.welcome:
+            ok, why = rt.session.supports(kind)
+            if not ok:
+                code = "no_generate" if kind == "generate" else "unavailable"
+                return _fail(self, code, why[0].upper() + why[1:] + ".")
+        elif sync:
+            problem = rt.session.problem or explain("server_unavailable",
+                                                    f"No server answered at {rt.session.address}.")
+            self.report({"ERROR"}, problem.text)
+            return {"CANCELLED"}
+        token = runtime.submit(context, kind, params, image=image, source_image=source)
+        if not sync:
+            self.report({"INFO"}, f"Strata: {kind} job sent to {rt.session.address}")
+            return {"FINISHED"}
+        try:
+            update = runtime.wait_for(token, runtime.prefs(context).job_timeout)
+        except TimeoutError as exc:
+            return _fail(self, "timeout", str(exc))
+        except ConnectionError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if update.kind == "result" and "collection" in update.data:
+            self.report({"INFO"}, f"Strata: imported job {update.job_id} into '{update.data['collection']}'")
+            return {"FINISHED"}
+        problem = rt.session.problem or explain("job_failed", str(update.data.get("message", "")))
+        self.report({"ERROR"}, problem.text)
+        return {"CANCELLED"}
+
+
+def prefs_timeout(context: bpy.types.Context) -> float:
+    return float(runtime.prefs(context).timeout)
+
+
+class STRATA_OT_reconstruct(_JobOperator, bpy.types.Operator):
+    """Reconstruct a rigged, textured human from the photo"""
+
+    bl_idname = "strata.reconstruct"
+    bl_label = "Reconstruct from Photo"
+    kind = "reconstruct"
+
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH", default="",
+                             description="Photo to use instead of the one picked in the panel")
+
+    def build(self, context: bpy.types.Context) -> tuple[dict[str, Any], bytes | None, str]:
+        settings = _settings(context)
+        path = bpy.path.abspath(self.filepath or settings.photo)
+        if not path:
+            raise UserError("no_photo", "No photo is selected.")
+        photo = Path(path)
+        if not photo.is_file():
+            raise UserError("no_photo", f"The photo {photo} does not exist.")
+        if photo.suffix.lower() not in PHOTO_SUFFIXES:
+            raise UserError("invalid_input", f"{photo.name} is not a PNG, JPEG or WebP file.")
+        server_spec = runtime.RUNTIME.session.job_kinds().get(self.kind)
+        params = read_params(settings.reconstruct, JOB_SPECS[self.kind], runtime.prefs(context).default_quality,
+                             server_spec)
+        return params, photo.read_bytes(), str(photo)
+
+
+class STRATA_OT_body(_JobOperator, bpy.types.Operator):
+    """Make a rigged, textured body from the shape parameters"""
+
+    bl_idname = "strata.body"
+    bl_label = "Make Body"
+    kind = "body"
+
+    def build(self, context: bpy.types.Context) -> tuple[dict[str, Any], bytes | None, str]:
+        server_spec = runtime.RUNTIME.session.job_kinds().get(self.kind)
+        return read_params(_settings(context).body, JOB_SPECS[self.kind], server_spec=server_spec), None, ""
+
+
+class STRATA_OT_generate(_JobOperator, bpy.types.Operator):
+    """Generate a layered human: the body plus the garment layers listed, each its own object"""
+
+    bl_idname = "strata.generate"
+    bl_label = "Generate Layered Human"
+    kind = "generate"
+
+    def build(self, context: bpy.types.Context) -> tuple[dict[str, Any], bytes | None, str]:
+        settings = _settings(context)
+        if not any(layer.enabled for layer in settings.layers):
+            raise UserError("invalid_params", "Add at least one garment layer to generate.")
+        return generate_params(settings, runtime.prefs(context).default_quality), None, ""
+
+
+class STRATA_OT_run_job(_JobOperator, bpy.types.Operator):
+    """Run any job kind with parameters given as JSON (diagnostics: 'echo' tests the round trip)"""
+
+    bl_idname = "strata.run_job"
+    bl_label = "Run Job"
+    bl_options = {"REGISTER", "INTERNAL"}
+
+    job_kind: StringProperty(name="Kind", default="echo")
+    params_json: StringProperty(name="Parameters", default="{}", description="Job parameters as a JSON object")
+
+    def job_kind_name(self) -> str:
+        return self.job_kind
+
+    def build(self, context: bpy.types.Context) -> tuple[dict[str, Any], bytes | None, str]:
+        try:
+            params = json.loads(self.params_json or "{}")
+        except json.JSONDecodeError as exc:
+            raise UserError("invalid_params", f"The parameters are not valid JSON: {exc}") from None
+        if not isinstance(params, dict):
+            raise UserError("invalid_params", "The parameters must be a JSON object.")
+        return params, None, ""
+
+
+class STRATA_OT_cancel(bpy.types.Operator):
+    """Cancel the running job (the server stops it at its next progress step)"""
+
+    bl_idname = "strata.cancel"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return runtime.RUNTIME.session.busy
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not runtime.cancel_current():
+            self.report({"WARNING"}, "No Strata job is running")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Strata: cancelling the job")
+        return {"FINISHED"}
+
+
+# ---------------------------------------------------------------------------------------------
+# server
+
+
+class STRATA_OT_connect(bpy.types.Operator):
+    """Connect (again) to the Strata server set in the preferences, and refresh its status"""
+
+    bl_idname = "strata.connect"
+    bl_label = "Connect"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        rt = runtime.RUNTIME
+        try:
+            conn = runtime.ensure_connection(context, reconnect=rt.connection is not None and not rt.session.connected)
+        except (ValueError, OSError) as exc:
+            return _fail(self, "server_setup", str(exc))
+        conn.refresh()
+        if not runtime.synchronous():
+            return {"FINISHED"}
+        runtime.wait_until(lambda: rt.session.connected or rt.session.problem is not None, prefs_timeout(context) + 1)
+        if not rt.session.connected:
+            problem = rt.session.problem or explain("server_unavailable", "No answer.")
+            self.report({"ERROR"}, problem.text)
+            return {"CANCELLED"}
+        self.report({"INFO"}, rt.session.status_line())
+        return {"FINISHED"}
+
+
+class STRATA_OT_release(bpy.types.Operator):
+    """Free the server's GPU memory: unload its cached models (the next job loads them again)"""
+
+    bl_idname = "strata.release"
+    bl_label = "Free GPU Memory"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        rt = runtime.RUNTIME
+        try:
+            conn = runtime.ensure_connection(context)
+        except (ValueError, OSError) as exc:
+            return _fail(self, "server_setup", str(exc))
+        rt.session.last_released = {}
+        conn.release()
+        if runtime.synchronous():
+            runtime.wait_until(lambda: bool(rt.session.last_released) or rt.session.problem is not None,
+                               prefs_timeout(context) + 1)
+            models = rt.session.last_released.get("models", [])
+            self.report({"INFO"}, f"Strata: released {len(models)} model(s)")
+        return {"FINISHED"}
+
+
+class STRATA_OT_start_server(bpy.types.Operator):
+    """Start a Strata server on this computer from the environment set in the preferences"""
+
+    bl_idname = "strata.start_server"
+    bl_label = "Start Local Server"
+    bl_options = {"REGISTER"}
+
+    wait: FloatProperty(name="Wait", default=120.0, min=0.0, description="Seconds to wait for the server to answer")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        rt = runtime.RUNTIME
+        try:
+            server = runtime.start_local_server(context, wait=self.wait)
+        except (LocalServerError, ValueError, OSError) as exc:
+            return _fail(self, "server_setup", str(exc))
+        if not runtime.synchronous():
+            self.report({"INFO"}, f"Strata: starting the server (log: {server.log_path})")
+            return {"FINISHED"}
+        runtime.wait_until(lambda: rt.session.connected or rt.session.problem is not None or not server.running,
+                           self.wait + 5)
+        if not rt.session.connected:
+            problem = rt.session.problem or explain("server_exited", "The server did not answer.")
+            self.report({"ERROR"}, f"{problem.text} Log: {server.log_path}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Strata: server running (pid {server.pid}, log {server.log_path})")
+        return {"FINISHED"}
+
+
+class STRATA_OT_stop_server(bpy.types.Operator):
+    """Stop the Strata server this Blender started"""
+
+    bl_idname = "strata.stop_server"
+    bl_label = "Stop Local Server"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return runtime.RUNTIME.server is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        code = runtime.stop_local_server()
+        self.report({"INFO"}, f"Strata: server stopped (exit code {code})")
+        return {"FINISHED"}
+
+
+# ---------------------------------------------------------------------------------------------
+# import
+
+
+class STRATA_OT_import_asset(bpy.types.Operator, ImportHelper):
+    """Import a Strata result (.strata): a collection with the armature and one object per layer"""
+
+    bl_idname = "strata.import_asset"
+    bl_label = "Import Strata Asset"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".strata"
+    filter_glob: StringProperty(default="*.strata", options={"HIDDEN"})
+    use_normals: BoolProperty(name="Custom Normals", default=True,
+                              description="Use the asset's vertex normals (otherwise Blender's smooth normals)")
+    name: StringProperty(name="Collection", default="", description="Name of the new collection (default: file name)")
+    job_id: StringProperty(name="Job", default="", options={"HIDDEN"}, description="Server job the file came from")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        path = Path(bpy.path.abspath(self.filepath))
+        start = time.perf_counter()
+        try:
+            asset = container.load(path)
+        except AssetError as exc:
+            return _fail(self, "bad_result", f"{path.name} is not a valid Strata asset ({exc}).")
+        except OSError as exc:
+            return _fail(self, "invalid_input", f"{path} could not be read ({exc.strerror or exc}).")
+        result = importer.import_asset(asset, context, name=self.name or path.stem, use_normals=self.use_normals,
+                                       job_id=self.job_id)
+        result.collection["strata_result_file"] = str(path)
+        seconds = time.perf_counter() - start
+        self.report({"INFO"}, f"Strata: imported {len(result.objects)} layer(s) into '{result.collection.name}' "
+                              f"in {seconds:.2f} s")
+        return {"FINISHED"}
+
+
+# ---------------------------------------------------------------------------------------------
+# generation layers list
+
+
+class STRATA_OT_layer_add(bpy.types.Operator):
+    """Add a garment layer to generate"""
+
+    bl_idname = "strata.layer_add"
+    bl_label = "Add Layer"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    kind: EnumProperty(name="Kind", items=[(k, k.capitalize(), "") for k in ("TOP", "BOTTOM", "SHOES", "HAIR",
+                                                                              "OTHER")], default="TOP")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = _settings(context)
+        layer = settings.layers.add()
+        layer.kind = self.kind
+        settings.layer_index = len(settings.layers) - 1
+        return {"FINISHED"}
+
+
+class STRATA_OT_layer_remove(bpy.types.Operator):
+    """Remove the selected garment layer"""
+
+    bl_idname = "strata.layer_remove"
+    bl_label = "Remove Layer"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return len(_settings(context).layers) > 0
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = _settings(context)
+        settings.layers.remove(settings.layer_index)
+        settings.layer_index = max(0, min(settings.layer_index, len(settings.layers) - 1))
+        return {"FINISHED"}
+
+
+class STRATA_OT_layer_move(bpy.types.Operator):
+    """Move the selected garment layer up (further inside) or down (further outside)"""
+
+    bl_idname = "strata.layer_move"
+    bl_label = "Move Layer"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    direction: IntProperty(name="Direction", default=-1, min=-1, max=1)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = _settings(context)
+        target = settings.layer_index + self.direction
+        if 0 <= target < len(settings.layers):
+            settings.layers.move(settings.layer_index, target)
+            settings.layer_index = target
+        return {"FINISHED"}
+
+
+def menu_import(self: Any, context: bpy.types.Context) -> None:
+    self.layout.operator(STRATA_OT_import_asset.bl_idname, text="Strata Human (.strata)")
+
+
+CLASSES = (
+    STRATA_OT_reconstruct,
+    STRATA_OT_body,
+    STRATA_OT_generate,
+    STRATA_OT_run_job,
+    STRATA_OT_cancel,
+    STRATA_OT_connect,
+    STRATA_OT_release,
+    STRATA_OT_start_server,
+    STRATA_OT_stop_server,
+    STRATA_OT_import_asset,
+    STRATA_OT_layer_add,
+    STRATA_OT_layer_remove,
+    STRATA_OT_layer_move,
+)

@@ -1,0 +1,190 @@
+"""The sidebar panel (View3D > Sidebar > Strata). It only reads state; every action is an operator.
+
+What a user needs to see while a job runs on a possibly remote GPU: is the server there, on what
+device, with how much memory free; what stage the job is in and how far along; that the server is
+still alive (heartbeat age); and when something fails, what to do about it.
+"""
+
+import textwrap
+from typing import Any
+
+import bpy
+
+from . import runtime
+from .properties import MODE_KINDS
+
+_previews: Any = None
+
+
+def register_previews() -> None:
+    global _previews
+    import bpy.utils.previews
+
+    _previews = bpy.utils.previews.new()
+
+
+def unregister_previews() -> None:
+    global _previews
+    if _previews is not None:
+        bpy.utils.previews.remove(_previews)
+        _previews = None
+
+
+def forget_preview(path: str) -> None:
+    """Called when the photo path changes, so the new file gets a fresh preview."""
+    if _previews is not None and path in _previews:
+        del _previews[path]
+
+
+def photo_icon(path: str) -> int:
+    """Icon id of a preview of the photo at `path` (0 when there is none)."""
+    if _previews is None or not path:
+        return 0
+    full = bpy.path.abspath(path)
+    try:
+        preview = _previews.get(path) or _previews.load(path, full, "IMAGE")
+    except (KeyError, RuntimeError, OSError):
+        return 0
+    return preview.icon_id
+
+
+def _wrapped(layout: bpy.types.UILayout, text: str, width: int = 48, icon: str = "NONE") -> None:
+    col = layout.column(align=True)
+    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1" if icon != "NONE" else "NONE")
+
+
+class STRATA_UL_layers(bpy.types.UIList):
+    """Garment layers to generate, inner first."""
+
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any, item: Any,
+                  icon: int, active_data: Any, active_propname: str, index: int = 0) -> None:
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.prop(item, "kind", text="")
+        row.prop(item, "style", text="")
+        row.prop(item, "color", text="")
+
+
+class _Panel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Strata"
+
+
+class STRATA_PT_main(_Panel, bpy.types.Panel):
+    """Make a human: mode, inputs, run, progress."""
+
+    bl_idname = "STRATA_PT_main"
+    bl_label = "Strata"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.strata
+        session = runtime.RUNTIME.session
+        layout.row().prop(settings, "mode", expand=True)
+
+        if settings.mode == "RECONSTRUCT":
+            layout.prop(settings, "photo")
+            icon = photo_icon(settings.photo)
+            if icon:
+                layout.template_icon(icon_value=icon, scale=8.0)
+        elif settings.mode == "GENERATE":
+            row = layout.row()
+            row.template_list("STRATA_UL_layers", "", settings, "layers", settings, "layer_index", rows=3)
+            col = row.column(align=True)
+            col.operator_menu_enum("strata.layer_add", "kind", icon="ADD", text="")
+            col.operator("strata.layer_remove", icon="REMOVE", text="")
+            col.separator()
+            col.operator("strata.layer_move", icon="TRIA_UP", text="").direction = -1
+            col.operator("strata.layer_move", icon="TRIA_DOWN", text="").direction = 1
+            layout.prop(settings, "seed")
+
+        row = layout.row(align=True)  # the two choices every mode has, up front
+        if settings.mode == "RECONSTRUCT":
+            row.prop(settings.reconstruct, "rig", text="Rig")
+            row.prop(settings.reconstruct, "quality", text="")
+        elif settings.mode == "GENERATE":
+            row.prop(settings.body, "rig", text="Rig")
+            row.prop(settings, "quality", text="")
+        else:
+            row.prop(settings.body, "rig", text="Rig")
+
+        kind = MODE_KINDS[settings.mode]
+        run = layout.row()
+        run.scale_y = 1.5
+        run.enabled = not session.busy
+        run.operator(f"strata.{kind}", icon="PLAY")
+
+        job = session.current
+        if session.busy:
+            box = layout.box()
+            if job is None:
+                box.label(text="Sending the job...", icon="EXPORT")
+            else:
+                label = job.stage + (f": {job.text}" if job.text else "")
+                box.progress(factor=job.fraction, type="BAR", text=f"{label} ({job.fraction:.0%})")
+                age = job.heartbeat_age
+                alive = "server alive" if age < 3.0 else f"no word from the server for {age:.0f} s"
+                box.label(text=f"{job.kind} {job.job_id[:8]} | {job.state} | {job.elapsed:.0f} s | {alive}",
+                          icon="TIME")
+            box.operator("strata.cancel", icon="CANCEL")
+
+        if session.problem is not None:
+            box = layout.box()
+            _wrapped(box, session.problem.message, icon="ERROR")
+            _wrapped(box, session.problem.advice, icon="INFO")
+        elif runtime.RUNTIME.imported:
+            layout.label(text=f"Last import: {runtime.RUNTIME.imported[-1]}", icon="CHECKMARK")
+
+
+class STRATA_PT_parameters(_Panel, bpy.types.Panel):
+    """The parameters of the chosen mode, generated from the job specs."""
+
+    bl_idname = "STRATA_PT_parameters"
+    bl_label = "Parameters"
+    bl_parent_id = "STRATA_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        settings = context.scene.strata
+        group = settings.reconstruct if settings.mode == "RECONSTRUCT" else settings.body
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        for name in group.bl_rna.properties.keys():  # noqa: SIM118 - bl_rna collections need keys()
+            if name not in ("rna_type", "name", "rig", "quality"):  # rig and quality are in the main panel
+                layout.prop(group, name)
+
+
+class STRATA_PT_server(_Panel, bpy.types.Panel):
+    """Server status and controls."""
+
+    bl_idname = "STRATA_PT_server"
+    bl_label = "Server"
+    bl_parent_id = "STRATA_PT_main"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        rt = runtime.RUNTIME
+        session = rt.session
+        icon = "CHECKMARK" if session.connected else ("SORTTIME" if session.connecting else "UNLINKED")
+        if not session.address:
+            layout.label(text=f"Not connected ({runtime.prefs(context).address})", icon=icon)
+        else:
+            _wrapped(layout, session.status_line(), icon=icon)
+        row = layout.row(align=True)
+        row.operator("strata.connect", icon="LINKED")
+        row.operator("strata.release", icon="TRASH")
+        p = runtime.prefs(context)
+        if getattr(p, "start_local", False):
+            row = layout.row(align=True)
+            if rt.server is not None and rt.server.running:
+                row.operator("strata.stop_server", icon="PAUSE")
+                layout.label(text=f"pid {rt.server.pid}, log: {rt.server.log_path}", icon="TEXT")
+            else:
+                row.operator("strata.start_server", icon="PLAY")
+        layout.operator("strata.import_asset", icon="IMPORT")
+
+
+CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_parameters, STRATA_PT_server)

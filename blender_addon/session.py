@@ -1,0 +1,216 @@
+"""What the panel shows, kept as plain Python: connection status, the running job, the last problem.
+
+`Session.apply(update)` folds the connection's updates (connection.py) into this state on the main
+thread; the panel only reads it. Errors are turned into plain words plus what to do about them here,
+in one table, so every operator and the batch script explain a failure the same way. No bpy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .connection import Update
+
+ADVICE: dict[str, str] = {
+    "server_unavailable": "Start a server: tick 'Start a local server' in the add-on preferences and press Start, "
+                          "or run `strata-server` in a terminal. Check the address in the preferences.",
+    "server_exited": "The local server stopped while starting. Open its log (shown in the Server panel) to see why; "
+                     "usually the server environment path in the preferences is wrong or incomplete.",
+    "server_setup": "Fix that in Edit > Preferences > Add-ons > Strata, then press Start again.",
+    "server_lost": "The server stopped answering while the job ran. Check that it is still running, then run again.",
+    "unknown_job_kind": "This server is older than the add-on and does not know this job. Update the Strata server.",
+    "unavailable": "The server lacks the models or packages for this job. Install them on the server "
+                   "(see its log), or choose another mode.",
+    "no_generate": "Layered generation needs a newer Strata server. Meanwhile use 'Body' or 'Reconstruct'.",
+    "invalid_params": "A setting is out of range for this server. Reset it to its default and run again.",
+    "invalid_input": "The photo could not be read. Use a PNG, JPEG or WebP photo of one person.",
+    "too_large": "The input is larger than the server accepts. Use a smaller photo.",
+    "no_person": "No person was found in the photo. Use a photo in which one person is fully visible.",
+    "several_people": "Several people are in the photo. Crop it to one person, or untick 'strict'.",
+    "busy": "The server's queue is full. Wait for running jobs to finish, then run again.",
+    "cancelled": "The job was cancelled; nothing was imported.",
+    "bad_result": "The server sent a result this add-on cannot read. Update the add-on and the server to the same "
+                  "version.",
+    "no_photo": "Pick a photo first (the folder icon next to 'Photo').",
+    "unsupported_version": "The add-on and the server speak different protocol versions. Update both.",
+    "shutting_down": "The server is shutting down. Start it again, then run again.",
+    "out_of_memory": "The GPU ran out of memory. Press 'Free GPU memory', pick a faster quality preset, or close "
+                     "other GPU programs.",
+}
+"""Error code -> what the user can do. Codes not listed get the generic advice."""
+
+GENERIC_ADVICE = "See the server log for details, then run again. If it keeps failing, report it with the log."
+
+
+@dataclass
+class Problem:
+    """A failure in plain words: what happened and what to do."""
+
+    code: str
+    message: str
+    advice: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.message} {self.advice}".strip()
+
+
+def explain(code: str, message: str, detail: dict[str, Any] | None = None) -> Problem:
+    advice = ADVICE.get(code, GENERIC_ADVICE)
+    reason = (detail or {}).get("reason") or (detail or {}).get("unavailable_reason")
+    if code == "unavailable" and reason:
+        advice = f"{advice} ({reason})"
+    message = message.strip() or code.replace("_", " ")
+    if message[-1] not in ".!?)":
+        message += "."
+    return Problem(code, message[0].upper() + message[1:], advice)
+
+
+@dataclass
+class JobView:
+    """The job the panel follows."""
+
+    job_id: str
+    kind: str
+    token: int
+    started: float = field(default_factory=time.monotonic)
+    last_heard: float = field(default_factory=time.monotonic)
+    stage: str = "queued"
+    fraction: float = 0.0
+    text: str = ""
+    state: str = "queued"
+
+    @property
+    def heartbeat_age(self) -> float:
+        return time.monotonic() - self.last_heard
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass
+class Session:
+    """Main-thread state of one connection."""
+
+    address: str = ""
+    connected: bool = False
+    connecting: bool = False
+    welcome: dict[str, Any] = field(default_factory=dict)
+    problem: Problem | None = None
+    jobs: dict[str, JobView] = field(default_factory=dict)
+    """Accepted jobs that have not finished, by id."""
+    waiting: dict[int, str] = field(default_factory=dict)
+    """Submitted but not yet accepted: token -> job kind."""
+    finished: dict[int, Update] = field(default_factory=dict)
+    """Terminal update (result or failed) per token, for callers that wait on a token."""
+    last_released: dict[str, Any] = field(default_factory=dict)
+
+    # -- updates ------------------------------------------------------------------------------
+
+    def apply(self, update: Update) -> Update | None:
+        """Fold one update in; returns it when it is a result the caller must import."""
+        kind, data = update.kind, update.data
+        if kind == "connecting":
+            self.connecting = True
+        elif kind == "connected":
+            self.connected, self.connecting = True, False
+            self.welcome = dict(data)
+            if self.problem is not None and self.problem.code in ("server_unavailable", "server_exited",
+                                                                  "server_lost"):
+                self.problem = None
+        elif kind == "disconnected":
+            self.connected, self.connecting = False, False
+            self.problem = explain(str(data.get("code", "server_unavailable")), str(data.get("message", "")))
+        elif kind == "accepted":
+            token = int(data["token"])
+            self.waiting.pop(token, None)
+            self.jobs[update.job_id] = JobView(update.job_id, str(data.get("kind", "")), token)
+            self.problem = None
+        elif kind in ("progress", "heartbeat"):
+            job = self.jobs.get(update.job_id)
+            if job is not None:
+                job.last_heard = time.monotonic()
+                job.stage = str(data.get("stage") or job.stage)
+                if kind == "progress":
+                    job.fraction = float(data.get("fraction", job.fraction))
+                    job.text = str(data.get("text", ""))
+                    job.state = "running"
+                else:
+                    job.state = str(data.get("state", job.state))
+        elif kind == "result":
+            job = self.jobs.pop(update.job_id, None)
+            if job is not None:
+                self.finished[job.token] = update
+            return update
+        elif kind == "failed":
+            token = data.get("token")
+            job = self.jobs.pop(update.job_id, None) if update.job_id else None
+            if job is not None:
+                token = job.token
+            if isinstance(token, int):
+                self.waiting.pop(token, None)
+                self.finished[token] = update
+            code = str(data.get("code", "job_failed"))
+            if code == "unknown_job_kind" and data.get("kind") == "generate":
+                code = "no_generate"
+            self.problem = explain(code, str(data.get("message", "")), data.get("detail"))
+        elif kind == "released":
+            self.last_released = dict(data)
+        return None
+
+    def expect(self, token: int, kind: str) -> None:
+        self.waiting[token] = kind
+
+    def fail(self, code: str, message: str, detail: dict[str, Any] | None = None) -> Problem:
+        """Record a problem found on the main thread (before anything was sent)."""
+        self.problem = explain(code, message, detail)
+        return self.problem
+
+    # -- questions the panel and the operators ask --------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs or self.waiting)
+
+    @property
+    def current(self) -> JobView | None:
+        """The most recently accepted unfinished job."""
+        return next(reversed(self.jobs.values()), None) if self.jobs else None
+
+    def job_kinds(self) -> dict[str, Any]:
+        kinds = self.welcome.get("capabilities", {}).get("job_kinds", {})
+        if isinstance(kinds, list):  # an older server may list names only
+            return {name: {} for name in kinds}
+        return kinds if isinstance(kinds, dict) else {}
+
+    def supports(self, kind: str) -> tuple[bool, str]:
+        """Whether the connected server offers `kind`, and if not, why (in words)."""
+        kinds = self.job_kinds()
+        if kind not in kinds:
+            offered = ", ".join(sorted(kinds)) or "none"
+            return False, f"the server at {self.address} has no '{kind}' job (it offers: {offered})"
+        info = kinds[kind] or {}
+        if info.get("available") is False:
+            return False, f"the server cannot run '{kind}' jobs: {info.get('unavailable_reason') or 'not installed'}"
+        return True, ""
+
+    def status_line(self) -> str:
+        if self.connecting:
+            return f"Connecting to {self.address}..."
+        if not self.connected:
+            return f"Not connected ({self.address})"
+        caps = self.welcome.get("capabilities", {})
+        device = caps.get("device", {}) or {}
+        parts = [f"Connected: {self.welcome.get('server', 'server')}"]
+        name = device.get("name") or device.get("type")
+        if name:
+            parts.append(str(name))
+        memory = caps.get("memory", {}) or {}
+        if "gpu_free_bytes" in memory:
+            parts.append(f"{memory['gpu_free_bytes'] / 2**30:.1f} GiB GPU free")
+        models = caps.get("models_loaded") or []
+        parts.append(f"models: {', '.join(map(str, models))}" if models else "no models loaded")
+        return " | ".join(parts)

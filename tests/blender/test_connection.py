@@ -1,0 +1,196 @@
+"""The pure layer (connection thread + session) against a scripted fake client: no server, no bpy use."""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import time
+
+import pytest
+
+from .asset_builder import make_test_asset
+from .conftest import MODULE
+
+
+@pytest.fixture(scope="module")
+def mods(addon):
+    class Mods:
+        connection = importlib.import_module(f"{MODULE}.connection")
+        session = importlib.import_module(f"{MODULE}.session")
+        client = importlib.import_module(f"{MODULE}._lib.server.client")
+        codec = importlib.import_module(f"{MODULE}._lib.core.asset.codec")
+        schema = importlib.import_module(f"{MODULE}._lib.core.asset.schema")
+
+    return Mods
+
+
+class FakeClient:
+    """Plays back scripted events; records the calls the worker thread makes."""
+
+    def __init__(self, mods, events=(), fail_on_poll=None, kinds=("echo",)):
+        self.mods = mods
+        self.events: queue.Queue = queue.Queue()
+        for event in events:
+            self.events.put(event)
+        self.fail_on_poll = fail_on_poll
+        self.calls: list[tuple] = []
+        self.kinds = kinds
+
+    def hello(self):
+        self.calls.append(("hello",))
+        return {"version": 1, "server": "fake/1", "capabilities": {
+            "job_kinds": {k: {"available": True} for k in self.kinds}, "device": {"name": "FakeGPU"},
+            "memory": {"gpu_free_bytes": 3 * 2**30}, "models_loaded": ["anny"]}}
+
+    def submit(self, kind, params, image=None):
+        self.calls.append(("submit", kind, params))
+        if kind == "busy":
+            raise self.mods.client.RemoteError("busy", "queue full")
+        return "job1"
+
+    def poll_event(self, timeout):
+        if self.fail_on_poll is not None:
+            raise self.fail_on_poll
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def watch(self, job_id):
+        self.calls.append(("watch", job_id))
+        return {}
+
+    def cancel(self, job_id):
+        self.calls.append(("cancel", job_id))
+        return {}
+
+    def release(self):
+        return {"models": ["anny"], "memory": {}}
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def _start(mods, fake, *, results_dir=None):
+    """A started Connection on `fake` and an empty Session to apply its updates to."""
+    conn = mods.connection.Connection("tcp://fake:1", client_factory=lambda *a: fake, results_dir=results_dir)
+    session = mods.session.Session(address=conn.address)
+    conn.start()
+    return conn, session
+
+
+def _pump(conn, session, until, timeout=5.0):
+    """Apply the connection's updates to the session until `until(session, updates)` holds."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while not until(session, seen):
+        assert time.monotonic() < deadline, [u.kind for u in seen]
+        for update in conn.drain():
+            seen.append(update)
+            session.apply(update)
+        time.sleep(0.01)
+    return seen
+
+
+def test_result_is_saved_decoded_and_matched_to_its_token(mods, tmp_path) -> None:
+    asset = make_test_asset(mods.schema)
+    frames = mods.codec.encode(asset)
+    Event = mods.client.Event
+    events = [Event("progress", "job1", {"stage": "fit", "fraction": 0.5, "text": "", "elapsed": 0.1}),
+              Event("heartbeat", "job1", {"state": "running", "stage": "fit", "elapsed": 0.2}),
+              Event("result", "job1", {"frames": len(frames)}, [bytes(memoryview(f)) for f in frames])]
+    fake = FakeClient(mods, events)
+    conn, session = _start(mods, fake, results_dir=tmp_path)
+    try:
+        conn.connect()
+        token = conn.submit("echo", {"hold": 0})
+        session.expect(token, "echo")
+        seen = _pump(conn, session, lambda s, u: token in s.finished)
+    finally:
+        conn.stop()
+    kinds = [u.kind for u in seen]
+    assert kinds[:3] == ["connecting", "connected", "accepted"] and kinds[-1] == "result"
+    result = session.finished[token]
+    assert result.asset.layers[0].name == "Body"
+    assert (tmp_path / "job1.strata").is_file() and result.path.endswith("job1.strata")
+    assert not session.busy and session.problem is None
+    assert ("close",) in fake.calls  # the worker closed its socket on stop
+
+
+def test_quiet_job_is_watched_again(mods, monkeypatch) -> None:
+    monkeypatch.setattr(mods.connection, "QUIET_LIMIT", 0.2)
+    fake = FakeClient(mods)
+    conn, session = _start(mods, fake)
+    try:
+        token = conn.submit("echo", {})
+        session.expect(token, "echo")
+        _pump(conn, session, lambda s, u: ("watch", "job1") in fake.calls)
+    finally:
+        conn.stop()
+
+
+def test_server_lost_mid_job(mods) -> None:
+    fake = FakeClient(mods, fail_on_poll=mods.client.ServerUnavailable("tcp://fake:1", 1.0, "poll"))
+    conn, session = _start(mods, fake)
+    try:
+        token = conn.submit("echo", {})
+        session.expect(token, "echo")
+        _pump(conn, session, lambda s, u: token in s.finished)
+    finally:
+        conn.stop()
+    assert session.finished[token].data["code"] == "server_lost"
+    assert not session.connected
+    assert session.problem.code == "server_unavailable"
+    assert "strata-server" in session.problem.advice
+
+
+def test_refused_submit_reports_with_token(mods) -> None:
+    fake = FakeClient(mods, kinds=("busy",))
+    conn, session = _start(mods, fake)
+    try:
+        token = conn.submit("busy", {})
+        session.expect(token, "busy")
+        _pump(conn, session, lambda s, u: token in s.finished)
+    finally:
+        conn.stop()
+    assert session.problem.code == "busy" and "queue" in session.problem.advice
+    assert not session.busy
+
+
+def test_connect_gives_up_when_the_local_process_exits(mods) -> None:
+    class Dead(FakeClient):
+        def hello(self):
+            raise self.mods.client.ServerUnavailable("tcp://fake:1", 0.1, "hello")
+
+    conn, session = _start(mods, Dead(mods))
+    try:
+        conn.connect(wait=30.0, alive=lambda: False)
+        _pump(conn, session, lambda s, u: s.problem is not None, timeout=3.0)
+    finally:
+        conn.stop()
+    assert session.problem.code == "server_exited"
+
+
+def test_session_status_line_and_capabilities(mods) -> None:
+    session = mods.session.Session(address="tcp://x:1")
+    assert session.status_line().startswith("Not connected")
+    session.apply(mods.connection.Update("connected", data=FakeClient(mods, kinds=("body",)).hello()))
+    line = session.status_line()
+    assert "FakeGPU" in line and "3.0 GiB GPU free" in line and "models: anny" in line
+    assert session.supports("body") == (True, "")
+    ok, why = session.supports("generate")
+    assert not ok and "no 'generate' job" in why and "body" in why
+
+
+def test_worker_refuses_a_kind_the_server_lacks(mods) -> None:
+    """The UI may submit before the welcome arrived: the worker checks the kinds itself."""
+    fake = FakeClient(mods, kinds=("body",))
+    conn, session = _start(mods, fake)
+    try:
+        token = conn.submit("generate", {"layers": []})
+        session.expect(token, "generate")
+        _pump(conn, session, lambda s, u: token in s.finished)
+    finally:
+        conn.stop()
+    assert not any(call[0] == "submit" for call in fake.calls)
+    assert session.problem.code == "no_generate" and "no 'generate' job" in session.problem.message

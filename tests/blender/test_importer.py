@@ -1,0 +1,214 @@
+"""strata.import_asset on a .strata file: collection, objects, armature, weights, materials, masks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from .asset_builder import make_test_asset
+
+
+@pytest.fixture(scope="module")
+def asset(lib):
+    return make_test_asset(lib.schema)
+
+
+@pytest.fixture(scope="module")
+def asset_file(lib, asset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("assets") / "tester.strata"
+    lib.container.save(asset, path)
+    return path
+
+
+@pytest.fixture()
+def imported(fresh_scene, asset_file: Path):
+    assert bpy.ops.strata.import_asset(filepath=str(asset_file)) == {"FINISHED"}
+    return bpy.data.collections["tester"]
+
+
+def _objects(collection):
+    return {obj.name: obj for obj in collection.objects}
+
+
+def test_collection_objects_and_properties(imported, asset) -> None:
+    objs = _objects(imported)
+    assert set(objs) == {"Body", "Top", "Shoes", "tester Rig"}
+    rig = objs["tester Rig"]
+    assert rig.type == "ARMATURE"
+    for layer in asset.layers:
+        obj = objs[layer.name]
+        assert obj.type == "MESH"
+        assert obj.parent is rig
+        assert [m.type for m in obj.modifiers][-1] == "ARMATURE"
+        assert obj.modifiers["Armature"].object is rig
+        assert obj["strata_layer_kind"] == layer.kind
+        assert json.loads(obj["strata_backends"]) == {"body": "numpy"}
+        for key in ("strata_job_id", "strata_source_image"):
+            assert key in obj
+    assert imported["strata_asset_name"] == "tester"
+
+
+def test_reimport_never_clobbers(imported, asset_file: Path) -> None:
+    first = set(imported.objects)
+    assert bpy.ops.strata.import_asset(filepath=str(asset_file)) == {"FINISHED"}
+    second = [c for c in bpy.data.collections if c.name.startswith("tester") and c is not imported]
+    assert len(second) == 1
+    assert set(imported.objects) == first  # the first human is untouched
+    assert len({o.name for o in second[0].objects} & {o.name for o in first}) == 0
+
+
+def test_meshes_uvs_and_normals(imported, asset) -> None:
+    objs = _objects(imported)
+    for layer in asset.layers:
+        mesh = objs[layer.name].data
+        src = layer.mesh
+        assert len(mesh.vertices) == src.n_vertices and len(mesh.polygons) == src.n_faces
+        co = np.empty(3 * len(mesh.vertices), np.float32)
+        mesh.attributes["position"].data.foreach_get("vector", co)
+        np.testing.assert_array_equal(co.reshape(-1, 3), src.vertices)
+        corners = np.empty(len(mesh.loops), np.int32)
+        mesh.attributes[".corner_vert"].data.foreach_get("value", corners)
+        np.testing.assert_array_equal(corners, np.asarray(src.faces).reshape(-1))
+        if src.uvs is not None:
+            uv = np.empty(2 * len(mesh.loops), np.float32)
+            mesh.uv_layers["UVMap"].uv.foreach_get("vector", uv)
+            np.testing.assert_array_equal(uv.reshape(-1, 2), src.uvs[src.uv_faces.reshape(-1)])
+        if src.normals is not None:
+            normals = np.empty(3 * len(mesh.loops), np.float32)
+            mesh.corner_normals.foreach_get("vector", normals)
+            np.testing.assert_allclose(normals.reshape(-1, 3), src.normals[corners], atol=1e-5)
+        assert mesh.polygons[0].use_smooth
+
+
+def test_armature_matches_rig_rest(imported, asset) -> None:
+    rig = asset.rig
+    arm = _objects(imported)["tester Rig"]
+    bones = arm.data.bones
+    assert [b.name for b in bones] == rig.joint_names
+    for i, name in enumerate(rig.joint_names):
+        bone = bones[name]
+        rest = np.asarray(rig.rest[i], np.float64)
+        head = rest[:3, 3]
+        tail = head + rest[:3, 1] * rig.lengths[i]
+        np.testing.assert_allclose(bone.head_local, head, atol=1e-5)
+        np.testing.assert_allclose(bone.tail_local, tail, atol=1e-5)
+        np.testing.assert_allclose(np.array(bone.matrix_local)[:3, :3], rest[:3, :3], atol=1e-5)  # roll
+        parent = int(rig.parents[i])
+        assert (bone.parent.name if bone.parent else None) == (rig.joint_names[parent] if parent >= 0 else None)
+    assert all(pb.rotation_mode == "QUATERNION" for pb in arm.pose.bones)
+
+
+def test_vertex_group_weights_are_exact(imported, asset) -> None:
+    names = asset.rig.joint_names
+    objs = _objects(imported)
+    for layer in asset.layers:
+        obj = objs[layer.name]
+        index_to_joint = {vg.index: vg.name for vg in obj.vertex_groups if vg.name in names}
+        want = np.zeros((layer.mesh.n_vertices, len(names)), np.float32)
+        for k in range(layer.skin.joints.shape[1]):
+            np.add.at(want, (np.arange(layer.mesh.n_vertices), layer.skin.joints[:, k]), layer.skin.weights[:, k])
+        got = np.zeros_like(want)
+        for v in obj.data.vertices:
+            for g in v.groups:
+                if g.group in index_to_joint:
+                    got[v.index, names.index(index_to_joint[g.group])] = g.weight
+        np.testing.assert_array_equal(got, want)  # bit-exact: no rounding anywhere
+
+
+def test_materials_and_packed_textures(imported, asset) -> None:
+    objs = _objects(imported)
+    for layer in asset.layers:
+        mat = objs[layer.name].data.materials[0]
+        nodes = {n.type: n for n in mat.node_tree.nodes}
+        assert "BSDF_PRINCIPLED" in nodes
+        if layer.texture is not None:
+            image = nodes["TEX_IMAGE"].image
+            assert image.packed_file is not None
+            assert tuple(image.size) == layer.texture.size
+            assert bytes(image.packed_file.data) == layer.texture.data
+        else:
+            assert nodes["VERTEX_COLOR"].layer_name == "Color"
+            attr = objs[layer.name].data.color_attributes["Color"]
+            assert attr.data_type == "FLOAT_COLOR" and attr.domain == "POINT"
+    top = objs["Top"].data.materials[0]
+    bsdf = next(n for n in top.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    assert bsdf.inputs["Alpha"].is_linked  # the Top texture is RGBA
+
+
+def test_garment_masks_body_without_deleting(imported, asset) -> None:
+    objs = _objects(imported)
+    body = objs["Body"]
+    hides = asset.layer("top").hides_body
+    group = body.vertex_groups["Hidden by Top"]
+    members = [v.index for v in body.data.vertices if any(g.group == group.index for g in v.groups)]
+    assert members == sorted(hides.tolist())
+    mask = body.modifiers["Hide under Top"]
+    assert mask.type == "MASK" and mask.vertex_group == group.name and mask.invert_vertex_group
+    assert [m.type for m in body.modifiers] == ["MASK", "ARMATURE"]
+    assert len(body.data.vertices) == asset.layer("body").mesh.n_vertices  # nothing deleted
+    evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    assert len(evaluated.vertices) == len(body.data.vertices) - len(hides)
+
+
+def test_bad_file_reports_in_plain_words(fresh_scene, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.strata"
+    bad.write_bytes(b"not a strata file")
+    with pytest.raises(RuntimeError, match="not a valid Strata asset"):
+        bpy.ops.strata.import_asset(filepath=str(bad))
+    assert not any(c.name.startswith("broken") for c in bpy.data.collections)
+
+
+@pytest.mark.parametrize("pattern", ["runs", "groups", "convert"])
+def test_write_weights_paths_are_exact(addon, fresh_scene, pattern: str) -> None:
+    """All three ways write_weights picks (run-length, exact groups, attribute_convert) are bit-exact."""
+    import importlib
+
+    importer = importlib.import_module(f"{addon.__name__}.importer")
+    rng = np.random.default_rng(1)
+    n, names = 3000, [f"bone{i}" for i in range(6)]
+    joints = np.stack([rng.permutation(6)[:3] for _ in range(n)]).astype(np.uint16)
+    if pattern == "runs":  # rows in blocks of 100 share everything
+        joints = np.repeat(joints[::100], 100, axis=0)
+        weights = np.repeat(rng.dirichlet([1, 1, 1], n // 100), 100, axis=0).astype(np.float32)
+    elif pattern == "groups":  # few distinct values, shuffled: no runs
+        weights = rng.choice([0.25, 0.5], size=(n, 3)).astype(np.float32)
+        weights[:, 2] = 1 - weights[:, 0] - weights[:, 1]
+        weights[weights[:, 2] < 0, 2] = 0
+    else:  # every weight different
+        weights = rng.dirichlet([1, 1, 1], n).astype(np.float32)
+    mesh = bpy.data.meshes.new("w")
+    mesh.vertices.add(n)
+    obj = bpy.data.objects.new("w", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    calls = importer.write_weights(obj, joints, weights, names, bpy.context)
+    want = np.zeros((n, 6), np.float32)
+    for s in range(3):
+        np.add.at(want, (np.arange(n), joints[:, s]), weights[:, s])
+    got = np.zeros_like(want)
+    index = {g.index: names.index(g.name) for g in obj.vertex_groups}
+    for v in mesh.vertices:
+        for g in v.groups:
+            got[v.index, index[g.group]] = g.weight
+    np.testing.assert_array_equal(got, want)
+    if pattern == "convert":
+        assert calls == 6  # one attribute_convert per joint
+    elif pattern == "runs":
+        assert calls <= 3 * (n // 100)  # one add() per (slot, block)
+    else:
+        assert calls <= 6 * 3  # one add() per (joint, distinct weight)
+
+
+def test_degenerate_triangles_are_dropped_with_their_uvs(addon, lib, fresh_scene) -> None:
+    import importlib
+
+    importer = importlib.import_module(f"{addon.__name__}.importer")
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]], np.float32)
+    f = np.array([[0, 1, 2], [1, 3, 2], [1, 1, 3]], np.uint32)  # the last one is degenerate
+    uv = v[:, :2].copy()
+    mesh = importer.build_mesh("d", lib.schema.Mesh(v, f, None, uv, f.copy()))
+    assert len(mesh.polygons) == 2 and len(mesh.loops) == 6
+    assert len(mesh.uv_layers["UVMap"].uv) == 6

@@ -1,0 +1,44 @@
+"""strata.start_server / strata.stop_server with the repository's .venv as the server environment."""
+
+from __future__ import annotations
+
+import bpy
+import pytest
+
+from .conftest import REPO, SERVER_EXE, free_address
+
+
+def test_start_and_stop_local_server(runtime, prefs, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not SERVER_EXE.is_file():
+        pytest.skip(f"{SERVER_EXE} is missing")
+    monkeypatch.setenv("HOME", __import__("os").environ["STRATA_REAL_HOME"])  # the server's model caches
+    prefs.server_env = str(REPO / ".venv")
+    prefs.address = free_address()
+    prefs.start_local = True
+    assert bpy.ops.strata.start_server(wait=60.0) == {"FINISHED"}
+    rt = runtime.RUNTIME
+    server = rt.server
+    try:
+        assert server is not None and server.running
+        assert rt.session.connected
+        assert server.log_path.is_file() and server.log_path.parent.name == "server"
+        assert "strata" in server.log_path.parent.parent.name  # under the extension's user folder
+    finally:
+        assert bpy.ops.strata.stop_server() == {"FINISHED"}
+    assert not server.running
+    assert rt.server is None and rt.connection is None
+
+
+def test_start_refuses_a_network_address(runtime, prefs) -> None:
+    prefs.server_env = str(REPO / ".venv")
+    prefs.address = "tcp://0.0.0.0:5555"
+    with pytest.raises(RuntimeError, match="loopback address"):
+        bpy.ops.strata.start_server(wait=1.0)
+    assert runtime.RUNTIME.server is None
+
+
+def test_start_without_environment_explains(runtime, prefs, tmp_path) -> None:
+    prefs.server_env = str(tmp_path)
+    prefs.address = free_address()
+    with pytest.raises(RuntimeError, match="(?i)no strata-server.*Preferences > Add-ons > Strata"):
+        bpy.ops.strata.start_server(wait=1.0)

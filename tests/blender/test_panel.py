@@ -1,0 +1,135 @@
+"""The panels' draw code, run against a recording layout (module mode has no UI to draw into).
+
+Catches what would otherwise only show in the GUI: a UILayout method that does not exist, a property
+name that is not on its data, an operator id that is not registered."""
+
+from __future__ import annotations
+
+import time
+import types
+from pathlib import Path
+
+import bpy
+import pytest
+
+from .conftest import MODULE
+
+LAYOUT_FUNCTIONS = set(bpy.types.UILayout.bl_rna.functions.keys())
+CONTAINERS = {"row", "column", "box", "split", "grid_flow", "column_flow"}
+
+
+class FakeLayout:
+    """Checks every call the way UILayout would fail on it, and records them."""
+
+    def __init__(self, log: list) -> None:
+        object.__setattr__(self, "log", log)
+
+    def __setattr__(self, name: str, value) -> None:
+        assert name in bpy.types.UILayout.bl_rna.properties, f"UILayout has no attribute {name!r}"
+
+    def __getattr__(self, name: str):
+        assert name in LAYOUT_FUNCTIONS, f"UILayout has no method {name!r}"
+
+        def call(*args, **kwargs):
+            self.log.append((name, args, kwargs))
+            if name in CONTAINERS:
+                return FakeLayout(self.log)
+            if name in ("prop", "prop_menu_enum"):
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"{type(data).__name__} has no property {prop!r}"
+            if name in ("operator", "operator_menu_enum"):
+                category, op = args[0].split(".")
+                assert hasattr(getattr(bpy.ops, category), op), f"no operator {args[0]}"
+                return types.SimpleNamespace()
+            if name == "template_list":
+                assert hasattr(bpy.types, args[0]), f"no UIList {args[0]}"
+            return None
+
+        return call
+
+
+def _draw(panel: type, context=None) -> list:
+    log: list = []
+    panel.draw(types.SimpleNamespace(layout=FakeLayout(log)), context or bpy.context)
+    return log
+
+
+@pytest.mark.parametrize("mode", ["RECONSTRUCT", "GENERATE", "BODY"])
+def test_panels_draw_in_every_mode(addon, runtime, mode: str) -> None:
+    settings = bpy.context.scene.strata
+    settings.mode = mode
+    if mode == "GENERATE" and not settings.layers:
+        bpy.ops.strata.layer_add(kind="TOP")
+    log = _draw(bpy.types.STRATA_PT_main)
+    ops = [args[0] for name, args, _ in log if name == "operator"]
+    assert f"strata.{ {'RECONSTRUCT': 'reconstruct', 'GENERATE': 'generate', 'BODY': 'body'}[mode]}" in ops
+    params = _draw(bpy.types.STRATA_PT_parameters)
+    assert any(name == "prop" for name, _, _ in params)
+    _draw(bpy.types.STRATA_PT_server)
+
+
+def test_main_panel_shows_progress_heartbeat_and_problem(addon, runtime) -> None:
+    session_mod = __import__(f"{MODULE}.session", fromlist=["JobView"])
+    rt = runtime.RUNTIME
+    saved = rt.session
+    rt.session = session_mod.Session(address="tcp://127.0.0.1:1", connected=True)
+    try:
+        job = session_mod.JobView("abcdef0123456789", "body", 1, stage="fit", fraction=0.4, text="step 2/5")
+        job.last_heard = time.monotonic() - 0.5
+        rt.session.jobs[job.job_id] = job
+        rt.session.problem = session_mod.explain("no_person", "no person found")
+        log = _draw(bpy.types.STRATA_PT_main)
+    finally:
+        rt.session = saved
+    progress = [kw for name, _, kw in log if name == "progress"]
+    assert progress and progress[0]["factor"] == pytest.approx(0.4) and "fit" in progress[0]["text"]
+    labels = " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
+    assert "server alive" in labels and "abcdef01" in labels
+    assert "No person found." in labels and "fully visible" in labels
+    assert ("operator", ("strata.cancel",), {"icon": "CANCEL"}) in log
+
+
+def test_layer_list_and_preferences_draw(addon) -> None:
+    settings = bpy.context.scene.strata
+    if not settings.layers:
+        bpy.ops.strata.layer_add(kind="HAIR")
+    log: list = []
+    bpy.types.STRATA_UL_layers.draw_item(None, bpy.context, FakeLayout(log), settings, settings.layers[0], 0,
+                                         settings, "layer_index", 0)
+    assert [args[1] for name, args, _ in log if name == "prop"] == ["enabled", "kind", "style", "color"]
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    log = []
+    proxy = types.SimpleNamespace(layout=FakeLayout(log), bl_rna=prefs.bl_rna, start_local=prefs.start_local)
+    type(prefs).draw(proxy, bpy.context)
+    drawn = {args[1] for name, args, _ in log if name == "prop"}
+    assert {"address", "curve_dir", "server_env", "smplx_dir", "default_quality"} <= drawn
+
+
+def test_layer_operators_keep_order(addon) -> None:
+    settings = bpy.context.scene.strata
+    settings.layers.clear()
+    for kind in ("BOTTOM", "TOP", "HAIR"):
+        bpy.ops.strata.layer_add(kind=kind)
+    settings.layer_index = 2
+    bpy.ops.strata.layer_move(direction=-1)
+    assert [layer.kind for layer in settings.layers] == ["BOTTOM", "HAIR", "TOP"] and settings.layer_index == 1
+    bpy.ops.strata.layer_remove()
+    assert [layer.kind for layer in settings.layers] == ["BOTTOM", "TOP"]
+
+
+def test_photo_preview(addon) -> None:
+    import numpy as np
+
+    from .asset_builder import png_bytes
+
+    photo = Path(bpy.app.tempdir or "/tmp") / "strata-preview-test.png"
+    photo.write_bytes(png_bytes(np.full((32, 24, 3), 128, np.uint8)))
+    settings = bpy.context.scene.strata
+    settings.mode = "RECONSTRUCT"
+    settings.photo = str(photo)
+    log = _draw(bpy.types.STRATA_PT_main)
+    panel = __import__(f"{MODULE}.panel", fromlist=["photo_icon"])
+    preview = panel._previews[str(photo)]
+    assert tuple(preview.image_size) != (0, 0)  # loaded; background mode has no icons (icon_id 0) to draw
+    icons = [kw["icon_value"] for name, _, kw in log if name == "template_icon"]
+    assert icons == ([preview.icon_id] if preview.icon_id else [])
