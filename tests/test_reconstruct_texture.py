@@ -1,0 +1,141 @@
+"""Stage 7 (texture bake): photo colours land on the texels the camera sees, the rest is filled plausibly."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from strata.core.body.texture import fill_gutters
+from strata.core.progress import Cancelled, Progress
+from strata.core.reconstruct.texture import bake_texture
+from strata.core.render import orthographic_view, texel_visibility
+from strata.core.render.primitives import uv_sphere
+from strata.core.render.shade import render_rgba
+from strata.core.render.texture import rasterize_uv
+
+RED = np.array([220.0, 40.0, 30.0])
+BLUE = np.array([30.0, 60.0, 210.0])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Single-threaded torch: on a shared 2-core machine intra-op threads stall more than they help."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _height_colours(z: np.ndarray) -> np.ndarray:
+    """Red above z = 0.15, blue below -0.15, a linear blend between: symmetric front/back by design."""
+    t = np.clip((z + 0.15) / 0.3, 0.0, 1.0)[..., None]
+    return BLUE * (1 - t) + RED * t
+
+
+def _texel_positions(mesh: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(size, size, 3) 3D point of every texel and the (size, size) coverage, from the UV rasterizer."""
+    frags = rasterize_uv(mesh["uvs"], mesh["uv_faces"], size)
+    tri = frags.tri_id.numpy()
+    bary = frags.bary.numpy()
+    corners = mesh["verts"][mesh["faces"][np.maximum(tri, 0)]]  # (S, S, 3, 3)
+    return (corners * bary[..., None]).sum(-2), tri >= 0
+
+
+@pytest.fixture(scope="module")
+def sphere_scene():
+    """A UV sphere painted by height, photographed flat-lit (ambient 1) from the front."""
+    mesh = uv_sphere(0.5, rings=48, segments=96)
+    mesh["verts"] = mesh["verts"] * np.array([1.0, 0.8, 1.2])  # an ellipsoid, less symmetric than a sphere
+    pos, covered = _texel_positions(mesh, 512)
+    source = fill_gutters(_height_colours(pos[..., 2]), covered).astype(np.uint8)
+    cam = orthographic_view(0, width=320, height=400, scale=300.0)
+    rgba = render_rgba(mesh["verts"], mesh["faces"], cam, ssaa=2, texture=source, uvs=mesh["uvs"],
+                       uv_faces=mesh["uv_faces"], ambient=1.0)
+    return mesh, cam, rgba[..., :3].copy(), rgba[..., 3].astype(np.float32) / 255.0
+
+
+def test_bake_shape_dtype_and_no_black(sphere_scene):
+    mesh, cam, image, mask = sphere_scene
+    tex = bake_texture(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, image, mask, size=256)
+    assert tex.shape == (256, 256, 3) and tex.dtype == np.uint8
+    # Every texel, inside the islands and in the gutters, has a real colour (the source has no dark one).
+    assert tex.max(axis=2).min() > 120
+
+
+def test_visible_texels_match_and_back_is_mirrored(sphere_scene):
+    mesh, cam, image, mask = sphere_scene
+    size = 512
+    tex = bake_texture(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, image, mask, size=size)
+    pos, covered = _texel_positions(mesh, size)
+    truth = _height_colours(pos[..., 2])
+    err = np.abs(tex.astype(np.float64) - truth).mean(-1)
+    vis = texel_visibility(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, size)
+    front = vis.visible.numpy() & (vis.cos.numpy() > 0.5)
+    assert front.sum() > 0.1 * covered.sum()
+    assert err[front].mean() < 4.0, err[front].mean()
+    # The back (never seen) gets the colour the front has at the same height.
+    back = covered & (vis.cos.numpy() < -0.5)
+    away = np.abs(pos[..., 2]) > 0.25  # off the red/blue transition band
+    assert back.sum() > 0.1 * covered.sum()
+    assert err[back & away].mean() < 12.0, err[back & away].mean()
+    assert np.percentile(err[back & away], 95) < 40.0
+
+
+def test_bake_on_body_is_seamless_and_fast():
+    from strata.core.body import get_body_model
+    from strata.core.render import framing_camera
+
+    body = get_body_model("anny")
+    with torch.no_grad():
+        verts = body.forward(pose=body.pose_preset("A")[None]).vertices[0].numpy()
+    mesh = {"verts": verts, "faces": np.asarray(body.faces), "uvs": body.uvs, "uv_faces": body.uv_faces}
+    size = 1024
+    pos, covered = _texel_positions(mesh, size)
+    # Gutters filled, so that the render has no dark seam pixels for the bake to reproduce.
+    source = fill_gutters(_height_colours((pos[..., 2] - 1.0) * 1.5), covered).astype(np.uint8)
+    cam = framing_camera(verts, width=480, height=640)
+    rgba = render_rgba(verts, body.faces, cam, texture=source, uvs=body.uvs, uv_faces=body.uv_faces, ambient=1.0)
+    image, mask = rgba[..., :3].copy(), rgba[..., 3].astype(np.float32) / 255.0
+    bake_texture(verts, body.faces, body.uvs, body.uv_faces, cam, image, mask, size=size)  # warm the UV cache
+    start = time.perf_counter()
+    tex = bake_texture(verts, body.faces, body.uvs, body.uv_faces, cam, image, mask, size=size)
+    elapsed = time.perf_counter() - start
+    assert tex.shape == (size, size, 3)
+    assert tex.max(axis=2).min() > 100  # no black texel anywhere (islands or gutters)
+    truth = _height_colours((pos[..., 2] - 1.0) * 1.5)
+    err = np.abs(tex.astype(np.float64) - truth).mean(-1)
+    vis = texel_visibility(verts, body.faces, body.uvs, body.uv_faces, cam, size)
+    front = vis.visible.numpy() & (vis.cos.numpy() > 0.5)
+    assert err[front].mean() < 6.0, err[front].mean()
+    assert err[covered].mean() < 15.0, err[covered].mean()  # back and sides filled at the right height
+    assert elapsed < 10.0  # ~0.3 s at 1024^2 on two idle cores; generous for shared CI machines
+
+
+def test_cancellation_propagates(sphere_scene):
+    mesh, cam, image, mask = sphere_scene
+
+    class CancelAfter(Progress):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n = n
+
+        def check(self) -> None:
+            self.n -= 1
+            if self.n < 0:
+                raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        bake_texture(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, image, mask, size=64,
+                     progress=CancelAfter(2))
+
+
+def test_rejects_bad_inputs(sphere_scene):
+    mesh, cam, image, mask = sphere_scene
+    args = (mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam)
+    with pytest.raises(ValueError):
+        bake_texture(*args, image, mask[:-1], size=64)
+    with pytest.raises(ValueError):
+        bake_texture(*args, image, mask, size=8)
