@@ -11,7 +11,7 @@ BPY_VERSION ?= 4.5.15
 PIP := $(VENV)/bin/pip
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-blender demo test lint bench server addon clean
+.PHONY: setup setup-blender demo test lint bench server addon readme-picture clean
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ bench: setup setup-blender
 	$(PY) bench/transport.py
 	$(PY) bench/import_speed.py
 	$(PY) bench/reconstruct.py
+
+# The README's picture, rendered with Blender from the demo's real output.
+readme-picture: setup-blender
+	$(BVENV)/bin/python docs/media/render_demo.py out/human.blend docs/media/demo.png
 
 server: setup
 	$(VENV)/bin/strata-server
