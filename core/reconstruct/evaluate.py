@@ -1,0 +1,204 @@
+"""Quality metrics of a reconstruction against a synthetic person's ground truth.
+
+The metrics are the issue's: silhouette IoU in the input view and from the side, 2D keypoint error as a
+share of the image height, and the fitted body's mean vertex error in centimetres.
+
+Aligning the two worlds: the reconstruction lives in its own canonical frame (feet on the ground, centred,
+facing -Y, the person's yaw moved into its camera), the ground truth in the frame it was rendered in.
+Both cameras are orthographic and see the same image, so a fitted point maps into the ground truth's
+frame through the image: its pixel position (through the fitted camera, then back through the true one)
+and its depth along the view axis. That depth is relative: one orthographic view cannot say how far the
+body is, so the depth translation is unobservable and is removed: by the median of the per-vertex depth
+differences (a robust centroid alignment along the view axis: the shift that minimises the mean
+absolute depth error; a plain centroid match lets one limb swung the wrong way shift the whole body).
+The side view (azimuth 90, the person's left)
+then renders both bodies with one orthographic camera framed on the ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..render.camera import Camera, OrthographicCamera, orthographic_view
+
+
+@dataclass
+class Metrics:
+    """Per-person quality numbers (see the module docstring)."""
+
+    iou_front: float
+    iou_side: float
+    keypoint_error: float  # mean, fraction of the image height
+    keypoint_error_max: float
+    vertex_error_cm: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "iou_front": self.iou_front,
+            "iou_side": self.iou_side,
+            "keypoint_error_pct": 100 * self.keypoint_error,
+            "keypoint_error_max_pct": 100 * self.keypoint_error_max,
+            "vertex_error_cm": self.vertex_error_cm,
+        }
+
+
+def render_mask(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.ndarray:
+    """(H, W) bool coverage of a mesh seen by ``camera`` (hard, at the camera's resolution)."""
+    import torch
+
+    from ..render import get_rasterizer
+
+    rast = get_rasterizer()
+    with torch.no_grad():
+        screen = torch.as_tensor(np.asarray(camera.to_screen(np.array(vertices, np.float32))), dtype=torch.float32)
+        frags = rast.rasterize(screen, faces, camera.height, camera.width, perspective=camera.is_perspective)
+    return frags.mask.cpu().numpy()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 0.5, b > 0.5
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def to_camera_frame(points: np.ndarray, camera: OrthographicCamera) -> np.ndarray:
+    """(N, 3) world -> (N, 3) (pixel x, pixel y, depth in metres) for an orthographic camera."""
+    rot = np.asarray(camera.rotation, np.float64)
+    cam = (np.asarray(points, np.float64) - np.asarray(camera.center, np.float64)) @ rot.T
+    principal = np.asarray(camera._principal(), np.float64)
+    xy = cam[:, :2] * np.asarray(camera.scale, np.float64) + principal
+    return np.concatenate([xy, cam[:, 2:]], axis=1)
+
+
+def from_camera_frame(screen: np.ndarray, camera: OrthographicCamera) -> np.ndarray:
+    """Inverse of :func:`to_camera_frame`."""
+    rot = np.asarray(camera.rotation, np.float64)
+    principal = np.asarray(camera._principal(), np.float64)
+    xy = (screen[:, :2] - principal) / np.asarray(camera.scale, np.float64)
+    cam = np.concatenate([xy, screen[:, 2:]], axis=1)
+    return cam @ rot + np.asarray(camera.center, np.float64)
+
+
+def map_into(points: np.ndarray, fitted: OrthographicCamera, truth: OrthographicCamera,
+             reference: np.ndarray | None = None) -> np.ndarray:
+    """Fitted-frame points -> the ground truth's frame through the shared image (module docstring).
+
+    ``reference``: points in the truth frame to align the depth with (default: none, depth kept as the
+    fitted camera sees it). With the same vertex count (same topology) the shift is the median of the
+    per-vertex depth differences, the one minimising the mean absolute depth error, so a single limb
+    swung the wrong way does not drag the whole body along; otherwise the centroids' depths are matched.
+    """
+    screen = to_camera_frame(points, fitted)
+    out = from_camera_frame(screen, truth)
+    if reference is not None:
+        view = np.asarray(truth.rotation, np.float64)[2]
+        depth_ref = np.asarray(reference, np.float64) @ view
+        depth = out @ view
+        if len(depth_ref) == len(depth):  # same topology: the shift minimising the mean absolute depth error
+            shift = float(np.median(depth_ref - depth))
+        else:
+            shift = float(depth_ref.mean() - depth.mean())
+        out = out + shift * view
+    return out
+
+
+def side_view_iou(fit_vertices: np.ndarray, fit_faces: np.ndarray, gt_vertices: np.ndarray, gt_faces: np.ndarray,
+                  size: int = 512, azimuth: float = 90.0) -> float:
+    """IoU of two meshes (already in one frame) seen from ``azimuth`` by one orthographic camera."""
+    gt = np.asarray(gt_vertices, np.float64)
+    lo, hi = gt.min(0), gt.max(0)
+    centre = (lo + hi) / 2
+    cam = orthographic_view(azimuth, 0.0, width=size, height=size, extent=(hi[2] - lo[2]) * 1.25, center=centre)
+    return iou(render_mask(fit_vertices, fit_faces, cam), render_mask(gt_vertices, gt_faces, cam))
+
+
+def evaluate(
+    *,
+    result_vertices: np.ndarray,
+    result_faces: np.ndarray,
+    body_vertices: np.ndarray,
+    body_landmarks: np.ndarray,
+    camera: OrthographicCamera,
+    gt_vertices: np.ndarray,
+    gt_faces: np.ndarray,
+    gt_landmarks: np.ndarray,
+    gt_camera: OrthographicCamera,
+    gt_mask: np.ndarray,
+) -> Metrics:
+    """All metrics for one person.
+
+    ``result_*`` is the final surface (clothed), ``body_*`` the fitted body (same frame, ``camera`` maps both
+    to the photo); ``gt_camera`` must be orthographic and map to the same photo as ``camera``.
+    """
+    front = iou(render_mask(result_vertices, result_faces, camera), gt_mask)
+    mapped_result = map_into(result_vertices, camera, gt_camera, reference=gt_vertices)
+    side = side_view_iou(mapped_result, result_faces, gt_vertices, gt_faces)
+    kp_fit = np.asarray(camera.project(np.asarray(body_landmarks, np.float64)))
+    kp_gt = np.asarray(gt_camera.project(np.asarray(gt_landmarks, np.float64)))
+    err = np.linalg.norm(kp_fit - kp_gt, axis=1) / gt_camera.height
+    mapped_body = map_into(body_vertices, camera, gt_camera, reference=gt_vertices)
+    verr = float(np.linalg.norm(mapped_body - np.asarray(gt_vertices, np.float64), axis=1).mean())
+    return Metrics(iou_front=front, iou_side=side, keypoint_error=float(err.mean()),
+                   keypoint_error_max=float(err.max()), vertex_error_cm=100.0 * verr)
+
+
+def asset_turnaround(asset: object, size: int = 384, azimuths: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0),
+                     photo: np.ndarray | None = None) -> np.ndarray:
+    """(size, k * size, 3) uint8 strip: the asset's body layer, textured and shaded, from each azimuth
+    (front, left side, back, right side by default) on grey, optionally preceded by the input photo."""
+    import io
+
+    from PIL import Image
+
+    from ..render.shade import turnaround
+
+    layer = asset.layers[0]  # type: ignore[attr-defined]
+    mesh = layer.mesh
+    tex = None
+    if layer.texture is not None:
+        tex = np.array(Image.open(io.BytesIO(layer.texture.data)).convert("RGB"))
+    # Copies: decoded assets hold read-only arrays, which torch warns about.
+    views = turnaround(np.array(mesh.vertices), mesh.faces.astype(np.int64), azimuths, size=size, ssaa=1,
+                       background=(0.55, 0.55, 0.55), texture=tex, uvs=None if mesh.uvs is None else np.array(mesh.uvs),
+                       uv_faces=None if mesh.uv_faces is None else mesh.uv_faces.astype(np.int64))
+    strip = [v[..., :3] for v in views]
+    if photo is not None:
+        im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
+        im = im.resize((max(1, round(im.width * size / im.height)), size))
+        strip.insert(0, np.asarray(im))
+    return np.concatenate(strip, axis=1)
+
+
+def evaluate_asset(asset: object, body: object, truth: object) -> Metrics:
+    """:func:`evaluate` for a ``reconstruct`` asset against a :class:`~.synthetic.SyntheticPerson`.
+
+    The fitted body is rebuilt from the asset's body parameters (shape, pose, translation), the camera read
+    from ``BodyParams.extra["camera"]`` (it maps the asset's world to the photo's pixels).
+    """
+    import torch
+
+    from ..pipelines.reconstruct import camera_from_dict
+    from .keypoints import landmark_map
+
+    params = asset.body  # type: ignore[attr-defined]
+    with torch.no_grad():
+        # Copies: decoded assets hold read-only arrays, which torch warns about.
+        out = body.forward(torch.tensor(np.array(params.shape))[None],  # type: ignore[attr-defined]
+                           torch.tensor(np.array(params.pose))[None], torch.tensor(np.array(params.translation))[None])
+    lmap = landmark_map(body)  # type: ignore[arg-type]
+    verts = out.vertices[0].numpy()
+    mesh = asset.layers[0].mesh  # type: ignore[attr-defined]
+    return evaluate(
+        result_vertices=mesh.vertices,
+        result_faces=mesh.faces.astype(np.int64),
+        body_vertices=verts,
+        body_landmarks=lmap.landmarks_np(verts, out.joint_world[0].numpy()),
+        camera=camera_from_dict(params.extra["camera"]),
+        gt_vertices=truth.vertices,  # type: ignore[attr-defined]
+        gt_faces=np.asarray(body.faces, np.int64),  # type: ignore[attr-defined]
+        gt_landmarks=lmap.landmarks_np(truth.vertices, truth.joint_world),  # type: ignore[attr-defined]
+        gt_camera=truth.camera,  # type: ignore[attr-defined]
+        gt_mask=truth.mask,  # type: ignore[attr-defined]
+    )
