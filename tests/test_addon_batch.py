@@ -77,3 +77,32 @@ def test_export_one_asset(tmp_path: Path) -> None:
     shutil.copyfile(__file__, bad)
     with pytest.raises(blender_export.ExportError, match="not a .strata file"):
         blender_export.export(bad, tmp_path / "bad.blend")
+
+
+@pytest.mark.blender
+@needs_blender
+def test_batch_script_runs_the_folder_batch_inside_blender(tmp_path: Path) -> None:
+    """`blender -b -P batch_script.py -- INPUT_DIR --out OUT_DIR`: the same batch, driven from Blender."""
+    import subprocess
+
+    from strata.server.demo import start_server, stop_server
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a_body.json").write_text(json.dumps({"kind": "body", "params": {"texture_size": 256}}))
+    (inputs / "b_bad.json").write_text("{not json")
+    (inputs / "c_broken.png").write_bytes(b"this is not a png")
+    addon = blender_export.stage_addon(tmp_path / "addon")
+    proc, address = start_server(tmp_path / "data", tmp_path / "server.log")
+    try:
+        run = subprocess.run([str(REPO / ".venv-blender" / "bin" / "python"), str(addon / "batch_script.py"), "--",
+                              str(inputs), "--out", str(tmp_path / "out"), "--format", "blend,glb",
+                              "--server", address], capture_output=True, text=True, timeout=300)
+    finally:
+        stop_server(proc)
+    printed = run.stdout + run.stderr
+    assert run.returncode == 1, printed
+    assert "1 succeeded, 2 failed" in printed
+    assert _is_blend(tmp_path / "out" / "a_body.blend")
+    assert (tmp_path / "out" / "a_body.glb").read_bytes()[:4] == b"glTF"
+    assert "b_bad.json" in printed and "c_broken.png -> [not_an_image]" in printed
