@@ -8,21 +8,14 @@ from importlib import metadata
 
 import numpy as np
 
+from ..asset.gltf import smooth_normals
 from ..asset.schema import Rig, Skin, Texture
 from ..body.base import BodyModel
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted smooth vertex normals (unit length; zero-area fans get +Z)."""
-    v = vertices.astype(np.float64)
-    f = faces.astype(np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for c in range(3):
-        np.add.at(n, f[:, c], fn)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.where(length > 1e-12, n / np.maximum(length, 1e-12), [0.0, 0.0, 1.0])
-    return n.astype(np.float32)
+    """Area-weighted smooth vertex normals: the one numpy implementation lives with the glTF writer."""
+    return smooth_normals(vertices, faces)
 
 
 def png_texture(rgb: np.ndarray) -> Texture:

@@ -87,6 +87,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..asset.gltf import smooth_normals
 from ..progress import Progress, Silent
 from ..render import Camera, get_rasterizer
 from ..render.camera import camera_for_size, rotation_matrix
@@ -511,11 +512,7 @@ def _follow(disp: np.ndarray, ops: _MeshOps) -> np.ndarray:
 
 
 def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return smooth_normals(v, f).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- camera / image helpers
