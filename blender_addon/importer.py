@@ -7,7 +7,7 @@ over the wire, a `.strata` file, or an asset built by a test.
 Speed is the point of this module, and what makes it fast is easy to break:
 
 * Every array goes to Blender through `foreach_set` on the attribute API (`position`,
-  `.corner_vert`, UVs, custom normals, colours). `foreach_set` copies a C buffer in one go ONLY when
+  `.corner_vert`, UVs, colours). `foreach_set` copies a C buffer in one go ONLY when
   the numpy array's buffer format is exactly the native one ("f" / "i"). Arrays decoded by the asset
   codec are views with an explicit little-endian dtype, whose buffer format is "<f"; Blender then
   silently takes its per-item Python path, about 300x slower (32 ms instead of 0.1 ms for one
@@ -168,7 +168,7 @@ def build_mesh(name: str, src: Any, *, use_normals: bool = True, clock: _Clock |
         mesh.attributes[UV_NAME].data.foreach_set("vector", _flat(corners, np.float32))
         clock.lap("uv")
     if use_normals and src.normals is not None:
-        set_vertex_normals(mesh, src.normals)
+        set_vertex_normals(mesh, src.normals, faces)
         clock.lap("normals")
     if src.vertex_colors is not None:
         # FLOAT_COLOR takes linear floats through the fast path; BYTE_COLOR's sRGB setter is per item.
@@ -199,14 +199,32 @@ def _linear_rgba(colors: Any) -> np.ndarray:
     return out.reshape(-1)
 
 
-def set_vertex_normals(mesh: bpy.types.Mesh, normals: Any) -> None:
-    """Custom normals per vertex. Blender 4.5 stores them in a generic `custom_normal` attribute that
-    takes a buffer directly (a few ms); 4.2-4.4 only have the slower per-corner setter."""
-    if bpy.app.version >= (4, 5, 0):
-        attr = mesh.attributes.new("custom_normal", "FLOAT_VECTOR", "POINT")
-        attr.data.foreach_set("vector", _flat(normals, np.float32))
-    else:  # pragma: no cover - exercised on Blender 4.2-4.4 only
-        mesh.normals_split_custom_set_from_vertices(np.asarray(normals, dtype=np.float32).tolist())
+NORMALS_MATCH_COS = 0.9999
+"""Asset normals within ~0.8 degrees of Blender's own count as the same normals."""
+
+
+def set_vertex_normals(mesh: bpy.types.Mesh, normals: Any, faces: np.ndarray) -> bool:
+    """Give the mesh the asset's per-vertex normals; returns whether custom normals were needed.
+
+    Blender computes smooth vertex normals itself (angle-weighted), and those follow the armature
+    when the human is posed. Strata's assets carry exactly those normals (core/asset/gltf.py
+    `smooth_normals`), so normally nothing is written: the check costs a few ms. Normals that differ
+    (authored by another tool) are stored as custom split normals, which Blender encodes relative to
+    its own and so rotates with the mesh too; that setter is slow (~65 ms per 76k vertices), but only
+    such assets pay it. Deliberately NOT Blender 4.5's free `custom_normal` attribute: it is a fast
+    bulk `foreach_set`, but the Armature modifier does not rotate free normals, so a posed human
+    would be lit with its rest-pose normals (tests/blender/test_importer.py checks a posed import).
+    """
+    want = np.ascontiguousarray(normals, dtype=np.float32).reshape(-1, 3)
+    own = np.empty(want.size, np.float32)
+    mesh.vertex_normals.foreach_get("vector", own)
+    used = np.zeros(len(want), dtype=bool)
+    used[faces.reshape(-1)] = True  # loose vertices have no normal to keep
+    dots = np.einsum("ij,ij->i", own.reshape(-1, 3)[used], want[used])
+    if not len(dots) or float(dots.min()) >= NORMALS_MATCH_COS:
+        return False
+    mesh.normals_split_custom_set_from_vertices(want)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,9 +234,9 @@ def set_vertex_normals(mesh: bpy.types.Mesh, normals: Any) -> None:
 ADD_CALL_S = 1.5e-6
 """Measured cost of one `VertexGroup.add` call (Python + RNA), and of each index it writes:"""
 ADD_INDEX_S = 1.2e-7
-CONVERT_CALL_S = 1.0e-4
+CONVERT_CALL_S = 1.2e-4
 """... and of one `geometry.attribute_convert` call, and of each vertex it scans (bench/import_speed.py)."""
-CONVERT_VERTEX_S = 4.0e-8
+CONVERT_VERTEX_S = 2.0e-8
 
 
 def write_weights(obj: bpy.types.Object, joints: Any, weights: Any, bone_names: Sequence[str],
@@ -297,7 +315,12 @@ def _add_groups(obj: bpy.types.Object, calls: list[tuple[int, float, int, int]],
 def _convert_groups(context: bpy.types.Context, obj: bpy.types.Object, J: np.ndarray, W: np.ndarray,
                     used: np.ndarray, bone_names: Sequence[str]) -> int:
     """One float attribute per used joint, turned into a vertex group by Blender's own operator (in
-    C, zeros skipped, values bit-exact)."""
+    C, zeros skipped, values bit-exact).
+
+    The operator runs with an empty throw-away scene as the context's view layer: `bpy.ops` updates
+    the context's view layer before and after every call, which in the user's scene means evaluating
+    every object in it (measured: 320 ms instead of 30 ms for one 76k-vertex layer's 55 groups with
+    one other human in the scene). The operator itself only needs the object."""
     n, k = J.shape
     row = np.full(len(bone_names), -1, dtype=np.int64)
     row[used] = np.arange(len(used))
@@ -305,13 +328,17 @@ def _convert_groups(context: bpy.types.Context, obj: bpy.types.Object, J: np.nda
     dense = np.bincount(cells, weights=np.asarray(W, dtype=np.float64).reshape(-1), minlength=len(used) * n)
     dense = dense.reshape(len(used), n).astype(np.float32)
     mesh = obj.data
-    with context.temp_override(**_override(context, *scene_and_view_layer(context), obj)):
-        for r, j in enumerate(used.tolist()):
-            attr = mesh.attributes.new(TEMP_WEIGHTS, "FLOAT", "POINT")  # a bone may be called "position"
-            attr.data.foreach_set("value", dense[r])
-            mesh.attributes.active = attr
-            bpy.ops.geometry.attribute_convert(mode="VERTEX_GROUP")
-            obj.vertex_groups[TEMP_WEIGHTS].name = bone_names[j]
+    workshop = bpy.data.scenes.new("strata-weights-workshop")
+    try:
+        with context.temp_override(**_override(context, workshop, workshop.view_layers[0], obj)):
+            for r, j in enumerate(used.tolist()):
+                attr = mesh.attributes.new(TEMP_WEIGHTS, "FLOAT", "POINT")  # a bone may be called "position"
+                attr.data.foreach_set("value", dense[r])
+                mesh.attributes.active = attr
+                bpy.ops.geometry.attribute_convert(mode="VERTEX_GROUP")
+                obj.vertex_groups[TEMP_WEIGHTS].name = bone_names[j]
+    finally:
+        bpy.data.scenes.remove(workshop)
     return len(used)
 
 

@@ -318,7 +318,8 @@ class STRATA_OT_import_asset(bpy.types.Operator, ImportHelper):
     filename_ext = ".strata"
     filter_glob: StringProperty(default="*.strata", options={"HIDDEN"})
     use_normals: BoolProperty(name="Custom Normals", default=True,
-                              description="Use the asset's vertex normals (otherwise Blender's smooth normals)")
+                              description="Keep the asset's vertex normals where they differ from Blender's own smooth "
+                                          "normals (as custom normals, which follow the armature)")
     name: StringProperty(name="Collection", default="", description="Name of the new collection (default: file name)")
     job_id: StringProperty(name="Job", default="", options={"HIDDEN"}, description="Server job the file came from")
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from strata.core.asset import HumanAsset, Layer, Mesh, Provenance, Rig, Skin, Texture
-from strata.core.asset.gltf import limit_influences, split_uv_seams, to_glb, write_glb
+from strata.core.asset.gltf import limit_influences, smooth_normals, split_uv_seams, to_glb, write_glb
 from strata.core.asset.synthetic import make_asset, png_bytes
 
 C = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)  # Z-up -> Y-up, written independently here
@@ -427,3 +427,17 @@ def test_khronos_validator_reports_no_errors(n_joints):
     assert issues["numErrors"] == 0, issues["messages"]
     # The only warning allowed: skinned meshes sit under the asset's root node, which glTF allows.
     assert {m["code"] for m in issues["messages"] if m["severity"] <= 1} <= {"NODE_SKINNED_MESH_NON_ROOT"}
+
+
+def test_smooth_normals_weight_faces_by_corner_angle() -> None:
+    """Blender's own vertex normals weight each face by its corner angle, not its area; the asset's
+    smooth normals must agree, or a mesh would shade differently in Blender and in glTF viewers."""
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 1]], np.float32)
+    # Two triangles of equal area meeting at vertex 0: one facing +Z with a 90 degree corner there,
+    # one facing +X with a 45 degree corner there.
+    f = np.array([[0, 1, 2], [0, 2, 3]], np.uint32)
+    n = smooth_normals(v, f)
+    np.testing.assert_allclose(n[0], np.array([1.0, 0.0, 2.0]) / np.sqrt(5.0), atol=1e-6)
+    assert np.allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-6)
+    loose = smooth_normals(np.zeros((1, 3), np.float32), np.zeros((0, 3), np.uint32))
+    np.testing.assert_array_equal(loose, [[0.0, 0.0, 1.0]])  # a vertex no face uses points up

@@ -465,13 +465,27 @@ def limit_influences(joints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
 
 
 def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals (N, 3) float32, computed on the welded mesh so UV seams stay
-    smooth; vertices no face uses get +Z (up)."""
+    """Smooth vertex normals (N, 3) float32: unit face normals weighted by the corner angle, summed
+    on the welded mesh so UV seams stay smooth; vertices no face uses get +Z (up).
+
+    Angle weighting is what Blender (4.1+) computes for its own vertex normals, so a mesh whose
+    normals come from here shades the same in Blender without custom normals, and the importer
+    can leave them to Blender (whose normals follow the armature; see blender_addon/importer.py).
+    It also does not tilt normals towards the large triangles of an irregular tessellation the way
+    area weighting does."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])  # length = 2 x area: area weighting
-    corners = f.reshape(-1)
-    acc = np.stack([np.bincount(corners, np.repeat(fn[:, c], 3), minlength=len(v)) for c in range(3)], 1)
+    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    fn = np.cross(p1 - p0, p2 - p0)
+    length = np.linalg.norm(fn, axis=1, keepdims=True)
+    fn = np.divide(fn, length, out=np.zeros_like(fn), where=length > 0)
+    acc = np.zeros((len(v), 3))
+    for corner, a, b in ((0, p1 - p0, p2 - p0), (1, p2 - p1, p0 - p1), (2, p0 - p2, p1 - p2)):
+        la, lb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+        cos = np.einsum("ij,ij->i", a, b) / np.maximum(la * lb, 1e-300)
+        weighted = fn * np.arccos(np.clip(cos, -1.0, 1.0))[:, None]
+        for c in range(3):
+            acc[:, c] += np.bincount(f[:, corner], weighted[:, c], minlength=len(v))
     return _unit(acc)
 
 

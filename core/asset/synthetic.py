@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 
+from .gltf import smooth_normals
 from .schema import LAYER_KINDS, HumanAsset, Layer, Mesh, Provenance, Rig, Skin, Texture
 
 
@@ -69,8 +70,11 @@ def make_asset(
     n_joints: int = 4,
     k: int = 4,
     seed: int = 0,
+    with_normals: bool = True,
 ) -> HumanAsset:
-    """A valid rigged asset with `n_layers` textured sphere layers of about `vertices_per_layer`."""
+    """A valid rigged asset with `n_layers` textured sphere layers of about `vertices_per_layer`.
+
+    `with_normals=False` leaves the (smooth) normals out, as Strata's pipelines do."""
     rng = np.random.default_rng(seed)
     segs = max(4, int(np.sqrt(vertices_per_layer * 2)))
     rings = max(3, vertices_per_layer // segs + 1)
@@ -86,8 +90,9 @@ def make_asset(
     layers = []
     for li in range(n_layers):
         radius = 0.3 + 0.02 * li
-        v, f, uv, uvf, nrm = uv_sphere(rings, segs, radius, (0.0, 0.0, height / 2))
+        v, f, uv, uvf, _ = uv_sphere(rings, segs, radius, (0.0, 0.0, height / 2))
         v[:, 2] = (v[:, 2] - height / 2) * (height / (2 * radius)) + height / 2  # stretch to a body-ish pill
+        nrm = smooth_normals(v, f) if with_normals else None  # the stretched shape's own normals
         # Skin: the nearest joints by height, weights falling off with distance.
         d = np.abs(v[:, 2:3] - heads[None, :])
         kk = min(k, n_joints)

@@ -13,7 +13,7 @@ import numpy as np
 from ..asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
 from ..body.base import BodyModel
 from ..progress import Progress, Silent
-from .common import now_iso, png_texture, rig_from, skin_from, versions, vertex_normals
+from .common import now_iso, png_texture, rig_from, skin_from, versions
 
 SHAPE_PARAMS = ("gender", "age", "muscle", "weight", "proportions")
 
@@ -45,7 +45,6 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
     mesh = Mesh(
         vertices=vertices,
         faces=faces,
-        normals=vertex_normals(vertices, faces),
         uvs=np.asarray(model.uvs, np.float32),
         uv_faces=np.asarray(model.uv_faces, np.uint32),
     )

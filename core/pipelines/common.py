@@ -8,14 +8,8 @@ from importlib import metadata
 
 import numpy as np
 
-from ..asset.gltf import smooth_normals
 from ..asset.schema import Rig, Skin, Texture
 from ..body.base import BodyModel
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted smooth vertex normals: the one numpy implementation lives with the glTF writer."""
-    return smooth_normals(vertices, faces)
 
 
 def png_texture(rgb: np.ndarray) -> Texture:

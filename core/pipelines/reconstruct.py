@@ -34,7 +34,7 @@ import numpy as np
 
 from ..asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
 from ..progress import Progress, Silent
-from .common import now_iso, png_texture, versions, vertex_normals
+from .common import now_iso, png_texture, versions
 
 T = TypeVar("T")
 
@@ -187,7 +187,6 @@ def reconstruct(
     mesh = Mesh(
         vertices=surface,
         faces=faces.astype(np.uint32),
-        normals=vertex_normals(surface, faces),
         uvs=np.asarray(body.uvs, np.float32),
         uv_faces=np.asarray(body.uv_faces, np.uint32),
     )

@@ -50,6 +50,7 @@ def test_collection_objects_and_properties(imported, asset) -> None:
         for key in ("strata_job_id", "strata_source_image"):
             assert key in obj
     assert imported["strata_asset_name"] == "tester"
+    assert [scene.name for scene in bpy.data.scenes] == [bpy.context.scene.name]  # no helper scene left
 
 
 def test_reimport_never_clobbers(imported, asset_file: Path) -> None:
