@@ -101,6 +101,41 @@ def test_pose_on_examples_is_anatomically_plausible():
 
 
 @needs_examples
+def test_mirrored_keypoints_swap_sides_and_flip_x():
+    kp = _fake_keypoints()
+    kp = Keypoints2D(kp.xy, np.linspace(0.1, 1.0, 33).astype(np.float32),
+                     np.random.default_rng(1).normal(size=(33, 3)).astype(np.float32), kp.image_size)
+    m = kp.mirrored()
+    w, _ = kp.image_size
+    for a, b in (("left_hip", "right_hip"), ("mouth_left", "mouth_right"), ("left_foot_index", "right_foot_index"),
+                 ("nose", "nose")):
+        i, j = Keypoints2D.index(a), Keypoints2D.index(b)
+        np.testing.assert_allclose(m.xy[i], [w - kp.xy[j, 0], kp.xy[j, 1]], atol=1e-4)
+        np.testing.assert_allclose(m.world_xyz[i], kp.world_xyz[j] * [-1, 1, 1], rtol=1e-6)
+        assert m.visibility[i] == kp.visibility[j]
+    back = m.mirrored()  # an involution
+    np.testing.assert_allclose(back.xy, kp.xy, atol=1e-4)
+    np.testing.assert_array_equal(back.world_xyz, kp.world_xyz)
+
+
+@needs_examples
+@needs_mediapipe
+def test_mirror_averaged_world_landmarks_are_mirror_symmetric():
+    """Averaging with the mirrored image removes MediaPipe's handedness from the 3D landmarks: the
+    estimate of a mirrored photo is then the mirror of the photo's (without it, it is not)."""
+    rgb = composite_on_color(load_image(EXAMPLES / "durant.png").rgba)
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    height = _body_height(load_image(EXAMPLES / "durant.png").alpha)
+
+    def asymmetry(estimator: MediaPipePoseEstimator) -> float:
+        a, b = estimator.estimate(rgb), estimator.estimate(mirrored).mirrored()
+        assert np.median(np.linalg.norm(a.xy - b.xy, axis=1)) < 0.03 * height  # the same person, both ways
+        return float(np.abs(a.world_xyz - b.world_xyz).max())
+
+    assert asymmetry(MediaPipePoseEstimator()) < 1e-5
+    assert asymmetry(MediaPipePoseEstimator(mirror_average=False)) > 1e-3
+
+
 @needs_mediapipe
 def test_framed_and_raw_agree_after_mapping_back():
     """Pose on the 768 framed canvas, mapped back through the crop transform, matches pose on the photo."""

@@ -200,3 +200,29 @@ def test_fitted_pose_carries_over_to_another_rig(body):
                             torch.as_tensor(t2)[None]).vertices[0].numpy()
     err = np.linalg.norm(v2 - v, axis=1)
     assert err.mean() < 0.006 and err.max() < 0.03
+
+
+def test_a_fit_that_blows_up_keeps_its_best_parameters(body, person, framed_pose, monkeypatch):
+    """If a step overflows into NaN parameters, each stage ends on the best parameters it evaluated,
+    so the job still returns a finite, sensible body instead of NaN vertices."""
+    from strata.core.reconstruct import fit as fit_module
+    from strata.core.reconstruct.stages import QUALITY_PRESETS
+
+    original = fit_module._Problem.losses
+    calls = [0]
+
+    def blowing_up(self, sil_size, use_shape):
+        calls[0] += 1
+        if calls[0] == 1:  # a step overflows: the joint angles are NaN when the keypoint stage starts
+            with torch.no_grad():
+                self.theta[3, 1] = float("nan")
+        return original(self, sil_size, use_shape)
+
+    monkeypatch.setattr(fit_module._Problem, "losses", blowing_up)
+    framed, kp = framed_pose
+    fit = fit_module.fit_body(body, kp, framed.alpha, person.height_m, options=QUALITY_PRESETS["fast"].fit)
+    assert calls[0] > 1
+    assert np.isfinite(fit.vertices).all() and np.isfinite(fit.camera.scale)
+    assert all(np.isfinite(v) for v in fit.losses.values())
+    assert abs(fit.yaw_deg - person.yaw_deg) < 15.0
+    assert body.measure_height(fit.shape[None])[0] == pytest.approx(person.height_m, abs=0.01)

@@ -108,8 +108,31 @@ class Keypoints2D:
             names=self.names,
         )
 
+    def mirrored(self) -> Keypoints2D:
+        """The same pose as seen in the horizontally mirrored image: x -> width - x, world x -> -x, and
+        every left landmark swapped with its right twin (a mirrored left hand is a right hand)."""
+        w, _ = self.image_size
+        swap = np.array([self.names.index(_twin(n)) for n in self.names])
+        xy = self.xy[swap].copy()
+        xy[:, 0] = w - xy[:, 0]
+        world = self.world_xyz[swap].copy()
+        world[:, 0] = -world[:, 0]
+        return Keypoints2D(xy=xy, visibility=self.visibility[swap].copy(), world_xyz=world,
+                           image_size=self.image_size, names=self.names)
+
     def in_frame(self, margin: float = 0.0) -> np.ndarray:
         """(33,) bool: the point lies inside the image, shrunk by ``margin`` pixels on every side."""
         w, h = self.image_size
         x, y = self.xy[:, 0], self.xy[:, 1]
         return (x >= margin) & (x <= w - margin) & (y >= margin) & (y <= h - margin)
+
+
+def _twin(name: str) -> str:
+    """``left_x`` <-> ``right_x`` and ``x_left`` <-> ``x_right``; names without a side are their own twin."""
+    for a, b in (("left_", "right_"), ("right_", "left_")):
+        if name.startswith(a):
+            return b + name[len(a):]
+    for a, b in (("_left", "_right"), ("_right", "_left")):
+        if name.endswith(a):
+            return name[: -len(a)] + b
+    return name
