@@ -12,12 +12,13 @@ the framed image when one exists and map the points back with its transform.
 What does matter is a person who is *small* in the frame: the detector misses them, so the estimator
 searches sub-windows when the full image yields nobody (:mod:`strata.core.pose.search`).
 
-Mirror averaging: MediaPipe's 3D ("world") landmarks are handed. On 16 synthetic people its body yaw
-(from the shoulder and hip lines) was off by +4.0 deg on average (6.8 deg mean absolute), and by -5.5
-deg on the mirrored images; averaging the estimate with the mirrored image's, mirrored back, removes
-that bias (-0.7 deg, 5.6 deg mean absolute) and lowers the limbs' depth-tilt error (9.4 -> 8.5 deg).
-Those world landmarks are the fit's only depth cue, so :meth:`estimate` averages them by default (one
-more ~30 ms pass). The 2D points, which are accurate and what the fit matches, stay the image's own.
+Mirror averaging: MediaPipe's 3D ("world") landmarks are handed. On 16 synthetic photos (8 people, photo
+and cut-out, :mod:`strata.core.reconstruct.synthetic`) its body yaw (from the shoulder and hip lines)
+was off by +4.0 deg on average (6.8 deg mean absolute), and by -5.5 deg on the mirrored images;
+averaging the estimate with the mirrored image's, mirrored back, removes that bias (-0.7 deg, 5.6 deg
+mean absolute) and lowers the limbs' depth-tilt error (9.4 -> 8.5 deg). Those world landmarks are the
+fit's only depth cue, so :meth:`estimate` averages them by default (one more ~30 ms pass). The 2D
+points, which are accurate and what the fit matches, stay the image's own.
 """
 
 from __future__ import annotations

@@ -264,7 +264,7 @@ def initial_pose(body: BodyModel, shape: np.ndarray, keypoints: Keypoints2D,
     ``mediapipe_share`` (default :data:`MEDIAPIPE_DEPTH_SHARE`) blends, per bone, MediaPipe's depth with
     the depth that puts the bone in the body's coronal plane (``x * tan(yaw)`` for its image-plane
     direction ``x``). People standing for a photo mostly hold their upper arms out to the side in that
-    plane, and MediaPipe's upper-arm depth is its worst: on 16 synthetic people (with mirror-averaged
+    plane, and MediaPipe's upper-arm depth is its worst: on 16 synthetic photos (with mirror-averaged
     landmarks) upper arms started 30 % from MediaPipe cut the fitted body's mean vertex error from 5.1
     to 4.5 cm (all coronal: 4.45 cm; the 30 % keeps MediaPipe's sign for arms held forwards). Forearms
     (elbows bend forwards) and legs lost accuracy the same way, so they keep MediaPipe's depth; so did
