@@ -100,3 +100,31 @@ def test_synthetic_people_are_detected() -> None:
     inside = (kp.xy[:, 0] > xs.min() - 20) & (kp.xy[:, 0] < xs.max() + 20) & (kp.xy[:, 1] > ys.min() - 20) & (
         kp.xy[:, 1] < ys.max() + 20)
     assert inside.mean() > 0.9
+
+
+def test_metrics_locate_the_error_by_body_part() -> None:
+    """The truth scores zero everywhere; moving only the hands shows up in the hands' error and in the
+    overall mean by their share of the vertices, nowhere else."""
+    from strata.core.reconstruct.evaluate import evaluate, vertex_parts
+
+    body, person = _body(), _person(1)
+    parts = vertex_parts(body)
+    assert set(parts) == {"head", "torso", "arms", "hands", "legs"}
+    assert 0.1 < (parts == "hands").mean() < 0.4  # anny's hands are a large share of its vertices
+    faces = np.asarray(body.faces, np.int64)
+
+    def metrics(vertices):
+        return evaluate(result_vertices=vertices, result_faces=faces, body_vertices=vertices,
+                        body_landmarks=np.zeros((33, 3)), camera=person.camera, gt_vertices=person.vertices,
+                        gt_faces=faces, gt_landmarks=np.zeros((33, 3)), gt_camera=person.camera,
+                        gt_mask=person.mask, parts=parts)
+
+    exact = metrics(person.vertices)
+    assert exact.vertex_error_cm < 1e-4 and max(exact.part_error_cm.values()) < 1e-4
+    moved = person.vertices.copy()
+    moved[parts == "hands"] += np.array([0.0, 0.0, 0.05], np.float32)  # 5 cm up: seen in the image plane
+    off = metrics(moved)
+    assert off.part_error_cm["hands"] == pytest.approx(5.0, abs=0.01)
+    assert max(v for k, v in off.part_error_cm.items() if k != "hands") < 1e-4
+    assert off.vertex_error_cm == pytest.approx(5.0 * (parts == "hands").mean(), abs=0.01)
+    assert off.as_dict()["hands_error_cm"] == off.part_error_cm["hands"]
