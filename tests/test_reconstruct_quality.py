@@ -128,3 +128,26 @@ def test_metrics_locate_the_error_by_body_part() -> None:
     assert max(v for k, v in off.part_error_cm.items() if k != "hands") < 1e-4
     assert off.vertex_error_cm == pytest.approx(5.0 * (parts == "hands").mean(), abs=0.01)
     assert off.as_dict()["hands_error_cm"] == off.part_error_cm["hands"]
+
+
+def test_reconstruct_reports_every_stage_in_order() -> None:
+    """What a user watches: the job's stages in order, model loading named while it may take seconds."""
+    from strata.core.pipelines.reconstruct import reconstruct
+    from strata.core.progress import Progress
+    from strata.core.wire import job_spec
+
+    class Recorder(Progress):
+        def __init__(self) -> None:
+            super().__init__()
+            self.events: list[tuple[str, str]] = []
+
+        def emit(self, stage: str, fraction: float, text: str) -> None:
+            self.events.append((stage, text))
+
+    person = _person(2)
+    rec = Recorder()
+    params = job_spec("reconstruct").validate({"height": 1.7, "quality": "fast", "texture_size": 1024})
+    reconstruct(person.png_bytes(cutout=True), params, rec)
+    order = list(dict.fromkeys(stage for stage, _ in rec.events))
+    assert order == ["load", "segment", "pose", "fit", "surface", "texture", "rig", "assemble"]
+    assert any("loading the body and pose models" in text for stage, text in rec.events if stage == "load")

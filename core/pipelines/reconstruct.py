@@ -136,6 +136,9 @@ def reconstruct(
 
     progress.report("load", 0.0, "reading the photo")
     loaded = load_image(image_bytes)
+    # Seconds on a server's first reconstruct job (a minute the very first time anny builds its cache),
+    # instant afterwards: say so rather than leave "reading the photo" on screen meanwhile.
+    progress.report("load", 0.5, "loading the body and pose models (kept warm after the first job)")
     body = body_model(models)
     estimator = pose_estimator(models)
     lap("load")
