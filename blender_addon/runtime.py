@@ -34,6 +34,9 @@ TICK_BUSY = 0.1
 TICK_IDLE = 0.5
 FORCE_ASYNC = False
 """Tests set this to run the UI (asynchronous) path in background mode, calling `tick()` by hand."""
+FORCE_UNDO = False
+"""Tests set this to push the UI path's undo step in background mode too. Headless Blender skips it:
+an undo step there is a memory copy of the whole file that nobody can ever undo to."""
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
 
@@ -309,7 +312,7 @@ def _import_result(update: Update) -> None:
     RUNTIME.imported.append(result.collection.name)
     if update.path:
         result.collection["strata_result_file"] = update.path
-    if not bpy.app.background:
+    if not bpy.app.background or FORCE_UNDO:
         with contextlib.suppress(RuntimeError):
             bpy.ops.ed.undo_push(message=f"Import Strata {kind}")  # one undo step per imported result
 

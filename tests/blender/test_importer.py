@@ -213,3 +213,19 @@ def test_degenerate_triangles_are_dropped_with_their_uvs(addon, lib, fresh_scene
     mesh = importer.build_mesh("d", lib.schema.Mesh(v, f, None, uv, f.copy()))
     assert len(mesh.polygons) == 2 and len(mesh.loops) == 6
     assert len(mesh.uv_layers["UVMap"].uv) == 6
+
+
+def test_import_is_one_undo_step(fresh_scene, asset_file: Path) -> None:
+    """Undo takes the whole human away and redo brings it back, objects, armature and weights. (From a
+    script, operators push an undo step only when asked, as the UI does when a user clicks Import.)"""
+    bpy.ops.ed.undo_push(message="before the import")
+    assert bpy.ops.strata.import_asset("EXEC_DEFAULT", True, filepath=str(asset_file), name="undoable") == {"FINISHED"}
+    assert "undoable" in bpy.data.collections
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    assert "undoable" not in bpy.data.collections
+    assert not [o for o in bpy.data.objects if o.name.startswith(("Body", "Top", "Shoes", "undoable"))]
+    assert bpy.ops.ed.redo() == {"FINISHED"}
+    human = bpy.data.collections["undoable"]
+    objs = {obj.name: obj for obj in human.objects}
+    assert set(objs) == {"Body", "Top", "Shoes", "undoable Rig"}
+    assert len(objs["Body"].vertex_groups) > 0 and objs["Body"].modifiers["Armature"].object is objs["undoable Rig"]

@@ -67,6 +67,23 @@ def test_echo_through_the_timer_with_progress(connected, fresh_scene) -> None:
     assert all(age < 5.0 for _, _, age in seen)  # the heartbeat stayed fresh
 
 
+def test_result_imported_by_the_timer_is_one_undo_step(connected, fresh_scene) -> None:
+    """Ctrl+Z after a job's result arrived removes that human, and only it."""
+    runtime = connected
+    runtime.FORCE_ASYNC = runtime.FORCE_UNDO = True
+    try:
+        session = runtime.RUNTIME.session
+        bpy.ops.ed.undo_push(message="before the job")
+        bpy.ops.strata.run_job(job_kind="echo", params_json="{}")
+        _drive(runtime, lambda: bool(_collections("Strata echo")) and not session.busy)
+        assert bpy.ops.ed.undo() == {"FINISHED"}
+        assert not _collections("Strata echo")
+        assert bpy.ops.ed.redo() == {"FINISHED"}
+        assert len(_collections("Strata echo")) == 1
+    finally:
+        runtime.FORCE_UNDO = False
+
+
 def test_cancel(connected, fresh_scene) -> None:
     runtime = connected
     runtime.FORCE_ASYNC = True
