@@ -48,6 +48,9 @@ bench: setup setup-blender
 	$(PY) bench/transport.py
 	$(PY) bench/import_speed.py
 	$(PY) bench/reconstruct.py
+	$(PY) bench/reconstruct_quality.py
+	$(PY) bench/depth_floor.py
+	$(PY) bench/raster.py
 
 # The README's picture, rendered with Blender from the demo's real output.
 readme-picture: setup-blender
