@@ -6,7 +6,10 @@ Uses the Anny body model's rest mesh when the `anny` package loads (13.7k vertic
 27.4k triangles, ~15 s to build), else a synthetic body of ellipsoids of the same size.
 Reports min and median wall time per call: the min is the machine's capability, the
 median shows interference from other processes (on a busy 2-core box, torch's
-intra-op threads can stall; compare --threads 1).
+intra-op threads can stall; compare --threads 1). The reference is OpenCV drawing the same
+triangles as a hard mask (``cv2.fillPoly``, no depth, no barycentrics, no gradient): the
+cheapest coverage a CPU library gives, which our rasterizer's full fragments are measured
+against. Ends with one ``BENCH raster ...`` line (one thread, the fit's setting).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def main() -> None:
     rast = get_rasterizer("torch")
     print(f"mesh: {what}: {len(verts)} vertices, {len(faces)} triangles; torch {torch.__version__}")
 
+    summary: dict[str, float] = {}
     for threads in args.threads:
         torch.set_num_threads(threads)
         print(f"\n-- {threads} thread(s): min / median ms over {args.repeat} runs")
@@ -89,6 +93,9 @@ def main() -> None:
             screen = cam.to_screen(verts)
             lo, med = timeit(lambda s=screen, n=size: rast.rasterize(s, faces, n, n), args.repeat)
             print(f"rasterize {size}x{size}: {lo:6.1f} / {med:6.1f}")
+            if threads == 1 and size == 512:
+                summary["rasterize_512_ms"] = lo
+                summary["cv2_mask_512_ms"] = cv2_mask_ms(np.asarray(screen)[:, :2], f_np, size, args.repeat)
 
         for size in (256, 512):
             cam = framing_camera(verts, 0, width=size, height=size)
@@ -102,10 +109,30 @@ def main() -> None:
 
             lo, med = timeit(step, args.repeat)
             print(f"silhouette fwd+bwd (IoU loss) {size}x{size}: {lo:6.1f} / {med:6.1f}")
+            if threads == 1 and size == 256:
+                summary["silhouette_fwd_bwd_256_ms"] = lo
 
         cam = framing_camera(verts, 0, width=512, height=512)
         lo, med = timeit(lambda c=cam: render_rgba(verts, faces, c, ssaa=1), max(3, args.repeat // 4))
         print(f"render_rgba 512x512 (ssaa 1): {lo:6.1f} / {med:6.1f}")
+    if summary:
+        print(f"\ncv2.fillPoly hard mask 512x512 (reference, 1 thread): {summary['cv2_mask_512_ms']:6.1f} ms")
+        ratio = summary["rasterize_512_ms"] / summary["cv2_mask_512_ms"]
+        print("BENCH raster " + " ".join(f"{k}={v:.1f}" for k, v in summary.items()) + f" ratio_vs_cv2={ratio:.2f}")
+
+
+def cv2_mask_ms(xy: np.ndarray, faces: np.ndarray, size: int, repeat: int) -> float:
+    """Min ms for OpenCV to fill every triangle (pixel coordinates ``xy``) into a ``size``² mask."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    tris = np.round(xy[faces] * 16).astype(np.int32)  # 4 fractional bits, as cv2's shift=4 expects
+
+    def draw() -> None:
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, list(tris), 255, lineType=cv2.LINE_8, shift=4)
+
+    return timeit(draw, repeat)[0]
 
 
 if __name__ == "__main__":
