@@ -171,7 +171,8 @@ def reconstruct(
     texture = backends.texture.bake(surface, faces, np.asarray(body.uvs, np.float32),
                                     np.asarray(body.uv_faces, np.int64), photo_camera,
                                     np.ascontiguousarray(loaded.rgba[..., :3]), person.mask,
-                                    size=backends.texture_size, progress=progress)
+                                    size=backends.texture_size, mask_from_alpha=person.backend == "alpha",
+                                    progress=progress)
     lap("texture")
 
     progress.report("rig", 0.0, "rigging")

@@ -66,7 +66,10 @@ class TextureBaker(Protocol):
     name: str
 
     def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray, camera: Camera,
-             image: np.ndarray, mask: np.ndarray, *, size: int, progress: Progress | None = None) -> np.ndarray: ...
+             image: np.ndarray, mask: np.ndarray, *, size: int, mask_from_alpha: bool = True,
+             progress: Progress | None = None) -> np.ndarray:
+        """``mask_from_alpha``: the mask is the photo's own cut-out (exact), not a segmentation's guess."""
+        ...
 
 
 @runtime_checkable
@@ -116,10 +119,12 @@ class ProjectionTexture:
     name: str = "photo-projection"
 
     def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray, camera: Camera,
-             image: np.ndarray, mask: np.ndarray, *, size: int, progress: Progress | None = None) -> np.ndarray:
-        from .texture import bake_texture
+             image: np.ndarray, mask: np.ndarray, *, size: int, mask_from_alpha: bool = True,
+             progress: Progress | None = None) -> np.ndarray:
+        from .texture import bake_texture, mask_margin
 
-        return bake_texture(vertices, faces, uvs, uv_faces, camera, image, mask, size=size, progress=progress)
+        return bake_texture(vertices, faces, uvs, uv_faces, camera, image, mask, size=size,
+                            mask_margin_px=mask_margin(mask, mask_from_alpha), progress=progress)
 
 
 @dataclass

@@ -7,7 +7,10 @@ Per texel of the mesh's UV layout (rasterized once per layout and size, then cac
    camera's z-buffer (tolerance: 1.5 pixel footprints divided by the cosine, as in
    :func:`strata.core.render.texture.texel_visibility`), and lands inside the person mask.
 3. **Photo colour**: bilinear sample of the photo *premultiplied by the mask*, divided by the bilinear
-   mask, so texels on the silhouette border never pick up background colour.
+   mask, so texels on the silhouette border never pick up background colour. The mask is eroded first:
+   by one pixel for a real cut-out's alpha (its border pixels are half background), by
+   ``mask_margin_px`` for a mask a segmentation model guessed, whose border strays by a few pixels
+   into the background (on a busy background that painted the body's outline with its colours).
 4. **Fill colour** for everything else (the back, the sides, the torso behind an arm): a smooth colour
    field on the *mesh vertices*, harmonic (Laplace) interpolation of the colours of the vertices the
    photo shows squarely (cos >= 0.3, sampled from a mask-normalised blurred photo so a vertex that
@@ -93,6 +96,7 @@ def bake_texture(
     mask: np.ndarray,
     *,
     size: int = 2048,
+    mask_margin_px: int = 1,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """(size, size, 3) uint8 UV texture of the mesh from one photo (see the module docstring).
@@ -104,11 +108,15 @@ def bake_texture(
         image: (H, W, 3) uint8 photo (RGB; RGBA is accepted and its alpha ignored; floats in [0, 1] too).
         mask: (H, W) person mask in [0, 1].
         size: texture side in texels.
+        mask_margin_px: photo pixels along the mask's border that are not trusted (step 3): 1 for a
+            cut-out's alpha, more for a segmentation model's mask (see :func:`mask_margin`).
         progress: reports stage :data:`STAGE`; its ``Cancelled`` propagates.
     """
     progress = progress or Silent()
     if size < MIN_SIZE:
         raise ValueError(f"texture size must be >= {MIN_SIZE}, got {size}")
+    if mask_margin_px < 0:
+        raise ValueError(f"mask_margin_px must be >= 0, got {mask_margin_px}")
     v = np.asarray(vertices, np.float32)
     f = np.asarray(faces, np.int64)
     img = np.asarray(image)
@@ -123,7 +131,7 @@ def bake_texture(
         raise ValueError(f"mask {m.shape} does not match the image {img.shape[:2]}")
     cam, _, _ = camera_for_size(camera, (h, w))
     with single_threaded_torch():
-        return _bake(v, f, uvs, uv_faces, cam, img, m, size, progress)
+        return _bake(v, f, uvs, uv_faces, cam, img, m, size, int(mask_margin_px), progress)
 
 
 def _bake(
@@ -135,6 +143,7 @@ def _bake(
     img: np.ndarray,
     m: np.ndarray,
     size: int,
+    margin: int,
     progress: Progress,
 ) -> np.ndarray:
     """The body of :func:`bake_texture` (arguments validated, camera sized to the image)."""
@@ -151,7 +160,7 @@ def _bake(
     vn = _vertex_normals(v, f)
 
     photo = img.astype(np.float32)
-    person = _eroded(m)
+    person = _eroded(m, margin)
     premult = photo * person[..., None]
 
     # --- per-vertex fill colour field --------------------------------------------------------------
@@ -252,11 +261,25 @@ def _sample_masked(premult: np.ndarray, person: np.ndarray, xy: np.ndarray) -> t
     return rgb, wgt
 
 
-def _eroded(mask: np.ndarray) -> np.ndarray:
-    """Mask eroded by one pixel (3x3 minimum): photo pixels on the border are half background."""
+def mask_margin(mask: np.ndarray, from_alpha: bool) -> int:
+    """The ``mask_margin_px`` for :func:`bake_texture`: 1 pixel for a cut-out's alpha; for a segmentation
+    mask 0.5 % of the person's height in the photo (5 px for a 1000 px person, at least 2), about how
+    far MediaPipe's mask strays from the true outline on synthetic photos (IoU 0.95-0.98)."""
+    if from_alpha:
+        return 1
+    rows = np.flatnonzero(np.asarray(mask).max(axis=1) > 0.5)
+    tall = int(rows[-1] - rows[0] + 1) if len(rows) else 0
+    return max(2, round(0.005 * tall))
+
+
+def _eroded(mask: np.ndarray, px: int = 1) -> np.ndarray:
+    """Mask eroded by ``px`` pixels (a disc): photo pixels on or near the border are partly background."""
     import cv2
 
-    return cv2.erode(np.clip(mask, 0.0, 1.0).astype(np.float32), np.ones((3, 3), np.uint8))
+    m = np.clip(mask, 0.0, 1.0).astype(np.float32)
+    if px <= 0:
+        return m
+    return cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1)))
 
 
 def _interpolate(attr: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
