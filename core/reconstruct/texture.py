@@ -279,7 +279,8 @@ def _eroded(mask: np.ndarray, px: int = 1) -> np.ndarray:
     m = np.clip(mask, 0.0, 1.0).astype(np.float32)
     if px <= 0:
         return m
-    return cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1)))
+    kernel = np.ones((3, 3), np.uint8) if px == 1 else cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
+    return cv2.erode(m, kernel)
 
 
 def _interpolate(attr: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
