@@ -17,14 +17,7 @@ from strata.core.render import OrthographicCamera, framing_camera, get_rasterize
 from strata.core.render.camera import orbit_rotation
 from strata.core.render.primitives import uv_sphere
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch: on a shared 2-core machine intra-op threads stall more than they help."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _silhouette(verts: np.ndarray, faces: np.ndarray, cam) -> np.ndarray:

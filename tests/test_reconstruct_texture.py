@@ -20,13 +20,7 @@ RED = np.array([220.0, 40.0, 30.0])
 BLUE = np.array([30.0, 60.0, 210.0])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch: on a shared 2-core machine intra-op threads stall more than they help."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _height_colours(z: np.ndarray) -> np.ndarray:

@@ -20,15 +20,7 @@ from strata.core.render import (
 )
 from strata.core.render.primitives import box, uv_sphere
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run single-threaded: these tests check behaviour, and on a shared 2-core machine
-    torch's intra-op threads can stall for milliseconds per op when a core is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
