@@ -35,7 +35,7 @@ $(BVENV)/.installed:
 	@touch $@
 
 demo: setup setup-blender
-	$(PY) -m strata.server.demo
+	$(PY) -m strata.client.demo
 
 test: setup setup-blender
 	$(VENV)/bin/ruff check .

@@ -7,16 +7,16 @@
 Each zip holds:
 
 * the add-on (blender_addon/*.py) with a manifest whose `platforms` and `wheels` fit that platform;
-* `_lib/`: copies of the project's shared pure modules (core/asset, core/wire, server/client.py),
-  so the add-on speaks exactly the protocol and asset format the server does (their relative imports
-  resolve inside the add-on: `_lib/server/client.py` does `from ..core.wire import ...`);
+* `_lib/`: a copy of the shared package `exchange/` (wire protocol, asset format, client), so the
+  add-on speaks exactly the protocol and asset format the server does (its relative imports resolve
+  inside the add-on: `_lib/client.py` does `from .wire import ...`);
 * `wheels/`: the pyzmq and msgpack wheels from PyPI, UNMODIFIED, for CPython 3.11 (Blender 4.2-5.0)
   and 3.13 (Blender 5.1+). They are downloaded once with `pip download` into a cache folder and
   reused offline afterwards.
 
 The build checks that every module in the zip imports only what Blender has (bpy, numpy, the
 standard library), the bundled wheels (zmq, msgpack) and its own relative modules, and validates the
-manifest. `stage()` is also used by server/blender_export.py to run the Blender-side batch script.
+manifest. `stage()` is also used by client/blender_export.py to run the Blender-side batch script.
 """
 
 from __future__ import annotations
@@ -47,17 +47,11 @@ PLATFORMS: dict[str, tuple[str, ...]] = {
 }
 """Blender platform -> pip platform tags (pip also accepts older/universal2 wheels for a macOS tag)."""
 
-VENDORED: dict[str, str] = {
-    "core/asset/__init__.py": "_lib/core/asset/__init__.py",
-    "core/asset/schema.py": "_lib/core/asset/schema.py",
-    "core/asset/codec.py": "_lib/core/asset/codec.py",
-    "core/asset/container.py": "_lib/core/asset/container.py",
-    "core/asset/gltf.py": "_lib/core/asset/gltf.py",
-    "core/wire/*.py": "_lib/core/wire/",
-    "server/client.py": "_lib/server/client.py",
-}
-"""Repository file (or glob) -> place in the add-on. Only pure modules: numpy, msgpack, zmq, stdlib."""
-GENERATED_INITS = ("_lib/__init__.py", "_lib/core/__init__.py", "_lib/server/__init__.py")
+SHARED = ROOT / "exchange"
+"""The shared package (wire protocol, asset format, client), vendored whole as the add-on's `_lib/`: its
+modules import only numpy, msgpack, zmq, the standard library and their siblings (relatively)."""
+SHARED_EXCLUDED = ("asset/synthetic.py",)
+"""Test fixtures of the shared package that the add-on does not need."""
 
 ALLOWED_IMPORTS = frozenset({"bpy", "bpy_extras", "mathutils", "addon_utils", "numpy", "zmq", "msgpack"})
 """Top-level modules the add-on may import besides the standard library and its own relative modules."""
@@ -123,15 +117,14 @@ def fetch_wheels(platform: str, cache: Path, *, offline: bool = False) -> list[P
 
 
 def _vendored_files() -> Iterable[tuple[Path, str]]:
-    for source, target in VENDORED.items():
-        if "*" in source:
-            for path in sorted(ROOT.glob(source)):
-                yield path, target + path.name
-        else:
-            path = ROOT / source
-            if not path.is_file():
-                raise BuildError(f"{source} is missing: the add-on vendors it")
-            yield path, target
+    """(file, place in the add-on) for every module of the shared package."""
+    files = sorted(p for p in SHARED.rglob("*.py") if "__pycache__" not in p.parts)
+    if not files:
+        raise BuildError(f"{SHARED} is missing: the add-on vendors it")
+    for path in files:
+        rel = path.relative_to(SHARED).as_posix()
+        if rel not in SHARED_EXCLUDED:
+            yield path, f"_lib/{rel}"
 
 
 def stage(dest: Path, *, platform: str | None = None, wheels: Iterable[Path] = ()) -> Path:
@@ -144,10 +137,6 @@ def stage(dest: Path, *, platform: str | None = None, wheels: Iterable[Path] = (
         out = dest / target
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, out)
-    for init in GENERATED_INITS:
-        out = dest / init
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text('"""Vendored by build_addon.py: the shared Strata modules, imported relatively."""\n')
     wheel_names = []
     if wheels:
         (dest / "wheels").mkdir(exist_ok=True)

@@ -53,7 +53,7 @@ def main() -> int:
         return 2
     sys.path.insert(0, str(REPO))
     import build_addon
-    from strata.core.asset import container, gltf, synthetic
+    from strata.exchange.asset import container, gltf, synthetic
 
     with tempfile.TemporaryDirectory(prefix="strata-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -106,7 +106,7 @@ def blender_side(zip_path: str, strata_path: str, glb_path: str, repeat: int, gl
     assert bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
                                                     enable_on_install=True) == {"FINISHED"}
     importer = importlib.import_module(f"{MODULE}.importer")
-    container = importlib.import_module(f"{MODULE}._lib.core.asset.container")
+    container = importlib.import_module(f"{MODULE}._lib.asset.container")
 
     def fresh() -> None:
         bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)

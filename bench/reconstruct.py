@@ -59,7 +59,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from strata.core.pipelines.reconstruct import reconstruct, warm_up
-    from strata.core.wire import job_spec
+    from strata.exchange.wire import job_spec
 
     t = time.perf_counter()
     warm_up()

@@ -15,12 +15,12 @@ import argparse
 
 import numpy as np
 
-from strata.core.asset import decode, encode
 from strata.core.body import get_body_model
 from strata.core.pipelines.reconstruct import reconstruct
 from strata.core.reconstruct.evaluate import evaluate_asset
 from strata.core.reconstruct.synthetic import make_person
-from strata.core.wire import job_spec
+from strata.exchange.asset import decode, encode
+from strata.exchange.wire import job_spec
 
 TARGETS = {"iou_front": (">=", 0.93), "iou_side": (">=", 0.8), "keypoint_error_pct": ("<=", 2.0),
            "vertex_error_cm": ("<=", 3.0)}

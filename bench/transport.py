@@ -28,8 +28,8 @@ import time
 import numpy as np
 import zmq
 
-from strata.core.asset import codec, synthetic
-from strata.server.client import Client, ServerUnavailable
+from strata.exchange.asset import codec, synthetic
+from strata.exchange.client import Client, ServerUnavailable
 
 BYTES_PER_VERTEX = 110  # what make_asset's layers cost on the wire, measured; used to size the asset
 

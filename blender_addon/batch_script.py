@@ -12,7 +12,7 @@ and, as the same batch as `strata batch` run entirely inside Blender (jobs go to
     blender -b -P batch_script.py -- INPUT_DIR --out OUT_DIR [--format blend,glb,fbx] [--server ADDR]
 
 It must run from a built or staged add-on (build_addon.py `stage()`), which carries the `_lib/`
-modules the importer's loader needs; server/blender_export.py does that staging.
+modules the importer's loader needs; client/blender_export.py does that staging.
 """
 
 import argparse
@@ -49,7 +49,7 @@ def run_folder(args: argparse.Namespace) -> list[dict]:
 
     package = _addon_package()
     importer = importlib.import_module(f"{package}.importer")
-    client_mod = importlib.import_module(f"{package}._lib.server.client")
+    client_mod = importlib.import_module(f"{package}._lib.client")
     formats = [f.strip().lstrip(".").lower() for f in args.format.split(",") if f.strip()]
     inputs = sorted(p for p in Path(args.input_dir).iterdir()
                     if p.is_file() and p.suffix.lower() in (*PHOTO_SUFFIXES, ".json"))
@@ -108,7 +108,7 @@ def _addon_package():
     here = Path(__file__).resolve().parent
     if not (here / "_lib").is_dir():
         raise SystemExit(f"{here} is not a built add-on (no _lib/): run this script through "
-                         f"server/blender_export.py or from a zip made by build_addon.py")
+                         f"client/blender_export.py or from a zip made by build_addon.py")
     try:
         import msgpack  # noqa: F401 - bpy-as-a-module environments have it
     except ImportError:
@@ -144,7 +144,7 @@ def run(jobs: list[list[str]]) -> list[dict]:
 
     package = _addon_package()
     importer = importlib.import_module(f"{package}.importer")
-    container = importlib.import_module(f"{package}._lib.core.asset.container")
+    container = importlib.import_module(f"{package}._lib.asset.container")
     results = []
     for source, *outputs in jobs:
         start = time.perf_counter()

@@ -57,19 +57,19 @@ class _Job:
 
 
 ClientFactory = Callable[[str, float, Any], Any]
-"""(address, timeout, curve) -> an object with the `Client` API of server/client.py."""
+"""(address, timeout, curve) -> an object with the `Client` API of exchange/client.py."""
 
 
 def default_client_factory(address: str, timeout: float, curve: Any) -> Any:
     """The vendored client; imported here, in the worker, so importing the add-on never needs zmq."""
-    from ._lib.server.client import Client
+    from ._lib.client import Client
 
     return Client(address, timeout=timeout, curve=curve)
 
 
 def load_curve_keys(directory: str, client_name: str = "client") -> Any:
-    """CURVE keys from a key directory made by `strata-server keys` (see server/client.py)."""
-    from ._lib.server.client import CurveKeys
+    """CURVE keys from a key directory made by `strata-server keys` (see exchange/client.py)."""
+    from ._lib.client import CurveKeys
 
     return CurveKeys.load(directory, client_name)
 
@@ -325,7 +325,7 @@ class Connection:
         path = ""
         try:
             if self.results_dir is not None:
-                from ._lib.core.asset import container
+                from ._lib.asset import container
 
                 self.results_dir.mkdir(parents=True, exist_ok=True)
                 target = self.results_dir / f"{event.job_id}.strata"

@@ -1,7 +1,7 @@
 """Build Blender data from a HumanAsset: one collection per job, one object per layer, one armature.
 
 This module imports only bpy, mathutils, numpy and the standard library. It reads the asset by duck
-typing (the dataclasses of core/asset/schema.py), so the same code imports a result that arrived
+typing (the dataclasses of exchange/asset/schema.py), so the same code imports a result that arrived
 over the wire, a `.strata` file, or an asset built by a test.
 
 Speed is the point of this module, and what makes it fast is easy to break:
@@ -207,7 +207,7 @@ def set_vertex_normals(mesh: bpy.types.Mesh, normals: Any, faces: np.ndarray) ->
     """Give the mesh the asset's per-vertex normals; returns whether custom normals were needed.
 
     Blender computes smooth vertex normals itself (angle-weighted), and those follow the armature
-    when the human is posed. Strata's assets carry exactly those normals (core/asset/gltf.py
+    when the human is posed. Strata's assets carry exactly those normals (exchange/asset/gltf.py
     `smooth_normals`), so normally nothing is written: the check costs ~5-15 ms per 76k vertices. Normals that differ
     (authored by another tool) are stored as custom split normals, which Blender encodes relative to
     its own and so rotates with the mesh too; that setter is slow (~65 ms per 76k vertices), but only

@@ -15,9 +15,9 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ImportHelper
 
 from . import importer, runtime
-from ._lib.core.asset import container
-from ._lib.core.asset.codec import AssetError
-from ._lib.core.wire.jobs import JOB_SPECS
+from ._lib.asset import container
+from ._lib.asset.codec import AssetError
+from ._lib.wire.jobs import JOB_SPECS
 from .local_server import LocalServerError
 from .properties import generate_params, read_params
 from .session import explain

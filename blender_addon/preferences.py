@@ -4,7 +4,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import runtime
-from ._lib.core.wire.jobs import JOB_SPECS, QUALITY_PRESETS
+from ._lib.wire.jobs import JOB_SPECS, QUALITY_PRESETS
 
 
 class STRATA_AddonPreferences(bpy.types.AddonPreferences):

@@ -1,6 +1,6 @@
 """Scene settings of the panel. Job parameters are generated from the shared job specs.
 
-core/wire/jobs.py declares every job parameter once (type, default, limits, choices, help) for the
+exchange/wire/jobs.py declares every job parameter once (type, default, limits, choices, help) for the
 server, the CLI and this add-on; `params_group` turns a JobSpec into a PropertyGroup with the same
 defaults and limits, and `read_params` turns it back into the dict the server validates. Nothing
 here repeats a default or a limit.
@@ -20,8 +20,8 @@ from bpy.props import (
     StringProperty,
 )
 
-from ._lib.core.asset.schema import LAYER_KINDS
-from ._lib.core.wire.jobs import JOB_SPECS, QUALITY_PRESETS, JobSpec, ParamSpec
+from ._lib.asset.schema import LAYER_KINDS
+from ._lib.wire.jobs import JOB_SPECS, QUALITY_PRESETS, JobSpec, ParamSpec
 
 PREFERENCE_DEFAULT = "PREFERENCES"
 """Extra item of the `quality` enum: use the preset chosen in the add-on preferences."""
@@ -77,7 +77,7 @@ def param_property(spec: ParamSpec) -> Any:
 def params_group(spec: JobSpec) -> type[bpy.types.PropertyGroup]:
     """A PropertyGroup class with one property per parameter of `spec`."""
     annotations = {p.name: param_property(p) for p in spec.params}
-    doc = f"Parameters of the '{spec.kind}' job ({spec.help}); generated from core/wire/jobs.py."
+    doc = f"Parameters of the '{spec.kind}' job ({spec.help}); generated from exchange/wire/jobs.py."
     return type(f"STRATA_PG_{spec.kind}_params", (bpy.types.PropertyGroup,),
                 {"__annotations__": annotations, "__doc__": doc})
 

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import bpy
 
 from . import importer
-from ._lib.core.wire.jobs import JOB_SPECS
+from ._lib.wire.jobs import JOB_SPECS
 from .connection import Connection, Update, load_curve_keys
 from .local_server import LOCAL_HOSTS, LocalServer
 from .session import Problem, Session

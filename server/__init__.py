@@ -1,12 +1,12 @@
-"""The Strata server side: the persistent GPU server, its one Python client, and the `strata` CLI.
+"""The Strata server: the persistent GPU server behind the wire protocol.
 
-    client.py        the client (vendored by the Blender add-on: zmq/msgpack/numpy + core only)
     main.py          `strata-server`: options, bind policy, signals        loop.py   the ROUTER socket loop
     worker.py        the job thread and its Progress                        store.py  job records on disk
     kinds/           job kinds (body, reconstruct, echo) behind one interface
-    models.py        the warm-model cache and memory figures                capabilities.py  what `welcome` says
-    security.py      loopback policy and CURVE keys                         logs.py   structured logs
-    cli.py           `strata`, with outputs.py (formats) and progress_bar.py
+    models.py        memory figures (the model cache itself is strata.core.cache)
+    capabilities.py  what `welcome` says                                    security.py  loopback policy, CURVE
+    logs.py          structured logs
 
-The wire protocol itself is core/wire (shared with the add-on) and docs/protocol.md.
+The wire protocol and the asset format are strata.exchange (shared with the clients and the add-on);
+the CLI and the batch runner are strata.client.
 """

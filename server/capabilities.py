@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..core.wire.jobs import spec_to_dict
-from ..core.wire.protocol import SUPPORTED_VERSIONS
+from ..exchange.wire.jobs import spec_to_dict
+from ..exchange.wire.protocol import SUPPORTED_VERSIONS
 from .kinds import JobKind
 from .kinds.base import module_exists
 from .logs import log_event

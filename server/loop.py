@@ -19,10 +19,10 @@ import msgpack
 import zmq
 import zmq.auth.thread
 
-from ..core.asset import codec
-from ..core.wire import protocol
-from ..core.wire.jobs import JobSpec, job_spec
-from ..core.wire.protocol import ErrorCode, JobState, Message, ProtocolError
+from ..exchange.asset import codec
+from ..exchange.wire import protocol
+from ..exchange.wire.jobs import JobSpec, job_spec
+from ..exchange.wire.protocol import ErrorCode, JobState, Message, ProtocolError
 from .capabilities import Probe, capabilities
 from .config import ServerConfig
 from .kinds import KINDS, JobInput, JobKind

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import zmq
 
-from .client import generate_keys
+from ..exchange.client import generate_keys
 from .config import (
     DEFAULT_BIND,
     DEFAULT_KEEP_JOBS,

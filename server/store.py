@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.asset import container
-from ..core.wire.protocol import ErrorCode, JobState
+from ..exchange.asset import container
+from ..exchange.wire.protocol import ErrorCode, JobState
 from .logs import log_event
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")

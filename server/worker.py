@@ -20,10 +20,10 @@ from typing import Any
 import msgpack
 import zmq
 
-from ..core.asset import codec
-from ..core.asset.schema import HumanAsset
 from ..core.progress import Cancelled, Progress
-from ..core.wire.protocol import PROTOCOL_VERSION, ErrorCode, JobState
+from ..exchange.asset import codec
+from ..exchange.asset.schema import HumanAsset
+from ..exchange.wire.protocol import PROTOCOL_VERSION, ErrorCode, JobState
 from .kinds import KINDS, Encoded, JobContext, JobKind
 from .logs import log_event
 from .models import ModelCache

@@ -43,11 +43,12 @@ def test_stage_checks_imports_and_manifest(tmp_path: Path) -> None:
     """The build refuses a vendored module that grew a dependency Blender lacks, and a bad manifest."""
     build = _build_addon()
     tree = build.stage(tmp_path / "ok")
-    assert (tree / "_lib" / "server" / "client.py").is_file()
-    assert (tree / "_lib" / "core" / "asset" / "gltf.py").is_file()
+    assert (tree / "_lib" / "client.py").is_file()
+    assert (tree / "_lib" / "asset" / "gltf.py").is_file()
+    assert not (tree / "_lib" / "asset" / "synthetic.py").exists()
     manifest = build.validate_manifest(tree)
     assert manifest["permissions"]["network"] == "Talks to the Strata server (local by default)"
-    (tree / "_lib" / "core" / "asset" / "extra.py").write_text("import PIL\nfrom .missing import x\n")
+    (tree / "_lib" / "asset" / "extra.py").write_text("import PIL\nfrom .missing import x\n")
     with pytest.raises(build.BuildError, match=r"imports 'PIL'.*\n.*relative import \.missing"):
         build.check_imports(tree)
     text = (tree / "blender_manifest.toml").read_text().replace('tagline = "', 'tagline = "Too long. ' + "x" * 60)

@@ -1,4 +1,4 @@
-"""`strata batch` (server/batch.py) and server/blender_export.py: real server, real Blender (bpy)."""
+"""`strata batch` (client/batch.py) and client/blender_export.py: real server, real Blender (bpy)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from strata.core.asset import container, synthetic
-from strata.server import blender_export
-from strata.server.batch import add_batch_parser
+from strata.client import blender_export
+from strata.client.batch import add_batch_parser
+from strata.exchange.asset import container, synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_BLENDER = (REPO / ".venv-blender" / "bin" / "python").is_file()
@@ -85,7 +85,7 @@ def test_batch_script_runs_the_folder_batch_inside_blender(tmp_path: Path) -> No
     """`blender -b -P batch_script.py -- INPUT_DIR --out OUT_DIR`: the same batch, driven from Blender."""
     import subprocess
 
-    from strata.server.demo import start_server, stop_server
+    from strata.client.demo import start_server, stop_server
 
     inputs = tmp_path / "in"
     inputs.mkdir()

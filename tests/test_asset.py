@@ -16,7 +16,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from strata.core.asset import (
+from strata.exchange.asset import (
     AssetError,
     BodyParams,
     HumanAsset,
@@ -31,8 +31,8 @@ from strata.core.asset import (
     save,
     to_bytes,
 )
-from strata.core.asset.container import read_frames
-from strata.core.asset.synthetic import make_asset
+from strata.exchange.asset.container import read_frames
+from strata.exchange.asset.synthetic import make_asset
 
 
 def full_asset() -> HumanAsset:

@@ -14,9 +14,9 @@ import time
 import pytest
 from test_server_process import CLI_SCRIPT, ServerProcess, free_port
 
-from strata.core.asset import container
-from strata.core.asset.synthetic import make_asset
-from strata.server.client import Client
+from strata.exchange.asset import container
+from strata.exchange.asset.synthetic import make_asset
+from strata.exchange.client import Client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,7 +29,7 @@ def server(tmp_path_factory):
 
 
 def strata_command() -> list[str]:
-    return [str(CLI_SCRIPT)] if CLI_SCRIPT.exists() else [sys.executable, "-m", "strata.server.cli"]
+    return [str(CLI_SCRIPT)] if CLI_SCRIPT.exists() else [sys.executable, "-m", "strata.client.cli"]
 
 
 def run(*args: str, server: ServerProcess | None = None, cwd=None, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -82,7 +82,7 @@ def test_echo_sends_an_asset_file_and_fetch_saves_it_again(server, tmp_path):
         job_id = client.jobs(1)[0]["job_id"]
     result = run("fetch", job_id, "--out", str(tmp_path / "fetched.strata"), server=server)
     assert result.returncode == 0 and (tmp_path / "fetched.strata").read_bytes() == source.read_bytes()
-    if importlib.util.find_spec("strata.core.asset.gltf") is not None:
+    if importlib.util.find_spec("strata.exchange.asset.gltf") is not None:
         result = run("fetch", job_id, "--out", str(tmp_path / "fetched.glb"), server=server)
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "fetched.glb").read_bytes()[:4] == b"glTF"

@@ -14,9 +14,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from strata.core.asset import HumanAsset, Layer, Mesh, Provenance, Rig, Skin, Texture
-from strata.core.asset.gltf import limit_influences, smooth_normals, split_uv_seams, to_glb, write_glb
-from strata.core.asset.synthetic import make_asset, png_bytes
+from strata.exchange.asset import HumanAsset, Layer, Mesh, Provenance, Rig, Skin, Texture
+from strata.exchange.asset.gltf import limit_influences, smooth_normals, split_uv_seams, to_glb, write_glb
+from strata.exchange.asset.synthetic import make_asset, png_bytes
 
 C = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)  # Z-up -> Y-up, written independently here
 

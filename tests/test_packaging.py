@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 def test_every_python_package_is_listed_in_pyproject():
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = set()
-    for top, name in (("core", "strata.core"), ("server", "strata.server")):
+    for top in ("exchange", "core", "server", "client"):
+        name = f"strata.{top}"
         for init in (REPO / top).rglob("__init__.py"):
             rel = init.parent.relative_to(REPO / top).parts
             found.add(".".join((name, *rel)))

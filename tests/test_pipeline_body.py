@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strata.core.asset import decode, encode
-from strata.core.asset.schema import png_size
 from strata.core.progress import Progress
-from strata.core.wire import job_spec
+from strata.exchange.asset import decode, encode
+from strata.exchange.asset.schema import png_size
+from strata.exchange.wire import job_spec
 
 pytest.importorskip("anny")
 

@@ -12,11 +12,11 @@ import msgpack
 import numpy as np
 import pytest
 
-from strata.core.asset import AssetError, codec, container
-from strata.core.asset.synthetic import make_asset
-from strata.core.wire import protocol
-from strata.core.wire.jobs import JOB_SPECS, job_spec, spec_from_dict, spec_to_dict
-from strata.core.wire.protocol import ErrorCode, ProtocolError
+from strata.exchange.asset import AssetError, codec, container
+from strata.exchange.asset.synthetic import make_asset
+from strata.exchange.wire import protocol
+from strata.exchange.wire.jobs import JOB_SPECS, job_spec, spec_from_dict, spec_to_dict
+from strata.exchange.wire.protocol import ErrorCode, ProtocolError
 
 
 def header(**fields) -> bytes:
@@ -334,7 +334,7 @@ def _doc_row(p) -> str:
 
 @pytest.mark.parametrize("kind", list(JOB_SPECS))
 def test_protocol_doc_lists_the_job_parameters(kind):
-    """docs/protocol.md section 9 must say what core/wire/jobs.py says (regenerate its tables with _doc_row)."""
+    """docs/protocol.md section 9 must say what exchange/wire/jobs.py says (regenerate its tables with _doc_row)."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
     section = doc.split(f"**`{kind}`**")[1].split("**`")[0]
     for p in JOB_SPECS[kind].params:

@@ -29,11 +29,11 @@ PHOTOS = sorted(EXAMPLES.glob("*.png")) + sorted(EXAMPLES.glob("*.jpg")) if EXAM
 def test_example_photo_gives_a_sane_human(photo: Path) -> None:
     from PIL import Image
 
-    from strata.core.asset import decode, encode
-    from strata.core.asset.schema import png_size
     from strata.core.pipelines.reconstruct import reconstruct
     from strata.core.reconstruct.evaluate import asset_turnaround
-    from strata.core.wire import job_spec
+    from strata.exchange.asset import decode, encode
+    from strata.exchange.asset.schema import png_size
+    from strata.exchange.wire import job_spec
 
     data = photo.read_bytes()
     params = job_spec("reconstruct").validate({"texture_size": 1024})

@@ -112,7 +112,7 @@ def test_initial_pose_follows_3d_directions(body, person):
 
 def test_choose_backends_presets():
     from strata.core.reconstruct.stages import QUALITY_PRESETS, choose_backends
-    from strata.core.wire import job_spec
+    from strata.exchange.wire import job_spec
 
     spec = job_spec("reconstruct")
     fast = choose_backends(spec.validate({"quality": "fast", "texture_size": 8192}))

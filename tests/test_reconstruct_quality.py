@@ -58,10 +58,10 @@ def _person(seed: int):
 
 @functools.lru_cache(maxsize=16)
 def _metrics(seed: int, source: str):
-    from strata.core.asset import decode, encode
     from strata.core.pipelines.reconstruct import reconstruct
     from strata.core.reconstruct.evaluate import evaluate_asset
-    from strata.core.wire import job_spec
+    from strata.exchange.asset import decode, encode
+    from strata.exchange.wire import job_spec
 
     person = _person(seed)
     params = job_spec("reconstruct").validate({"height": round(float(person.height_m), 4), "texture_size": 1024})
@@ -134,7 +134,7 @@ def test_reconstruct_reports_every_stage_in_order() -> None:
     """What a user watches: the job's stages in order, model loading named while it may take seconds."""
     from strata.core.pipelines.reconstruct import reconstruct
     from strata.core.progress import Progress
-    from strata.core.wire import job_spec
+    from strata.exchange.wire import job_spec
 
     class Recorder(Progress):
         def __init__(self) -> None:

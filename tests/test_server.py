@@ -17,10 +17,10 @@ import pytest
 import zmq
 from test_server_process import ServerProcess, free_port
 
-from strata.core.asset import codec
-from strata.core.asset.synthetic import make_asset
-from strata.core.wire import protocol
-from strata.server.client import Client, CurveKeys, RemoteError, ServerUnavailable, generate_keys
+from strata.exchange.asset import codec
+from strata.exchange.asset.synthetic import make_asset
+from strata.exchange.client import Client, CurveKeys, RemoteError, ServerUnavailable, generate_keys
+from strata.exchange.wire import protocol
 
 pytestmark = pytest.mark.timeout(60)
 MAX_MESSAGE_MB = 96

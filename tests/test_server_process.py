@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.server.client import Client, ServerUnavailable
+from strata.exchange.client import Client, ServerUnavailable
 
 VENV_BIN = Path(sys.executable).parent
 SERVER_SCRIPT = VENV_BIN / "strata-server"

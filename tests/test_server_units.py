@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from strata.client import cli
+from strata.client.outputs import OutputError, check_output
+from strata.client.progress_bar import ProgressBar
 from strata.core.progress import Cancelled
-from strata.core.wire import protocol
-from strata.core.wire.jobs import JOB_SPECS
-from strata.core.wire.protocol import ErrorCode, JobState
-from strata.server import cli
-from strata.server.client import CurveKeys, Event, _as_event, generate_keys
+from strata.exchange.client import CurveKeys, Event, _as_event, generate_keys
+from strata.exchange.wire import protocol
+from strata.exchange.wire.jobs import JOB_SPECS
+from strata.exchange.wire.protocol import ErrorCode, JobState
 from strata.server.kinds import KINDS, JobError
 from strata.server.kinds.base import module_exists
 from strata.server.logs import JsonFormatter, TextFormatter, log_event
 from strata.server.models import ModelCache, memory_report
-from strata.server.outputs import OutputError, check_output
-from strata.server.progress_bar import ProgressBar
 from strata.server.security import SecurityError, check_bind, is_loopback, load_server_keys
 from strata.server.store import JobRecord, JobStore
 from strata.server.worker import JobProgress, error_of
@@ -171,17 +171,17 @@ def test_output_formats(tmp_path):
     for bad in ("a.obj", "a"):
         with pytest.raises(OutputError, match="unknown output format"):
             check_output(tmp_path / bad)
-    if module_exists("strata.core.asset.gltf"):
+    if module_exists("strata.exchange.asset.gltf"):
         check_output(tmp_path / "a.glb")
     else:
-        with pytest.raises(OutputError, match="needs strata.core.asset.gltf"):
+        with pytest.raises(OutputError, match="needs strata.exchange.asset.gltf"):
             check_output(tmp_path / "a.glb")
 
 
 def test_module_exists_does_not_import():
     import sys
 
-    assert module_exists("strata.core.asset.codec") and not module_exists("strata.core.nope.nothing")
+    assert module_exists("strata.exchange.asset.codec") and not module_exists("strata.core.nope.nothing")
     assert not module_exists("surely_not_a_module_xyz")
     if "torch" not in sys.modules:
         assert module_exists("torch") and "torch" not in sys.modules
@@ -236,22 +236,15 @@ def test_every_spec_kind_has_an_implementation():
 
 
 def test_client_works_vendored_without_the_strata_package(tmp_path):
-    """The add-on carries client.py + core/asset + core/wire under its own package: the client must
+    """The add-on carries the exchange package (client.py, asset/, wire/) as its own `_lib`: the client must
     need nothing else of ours (and no torch/PIL)."""
     import shutil
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    lib = tmp_path / "_lib"
-    for sub in ("core", "server"):
-        (lib / sub).mkdir(parents=True)
-        (lib / sub / "__init__.py").write_text("")
-    (lib / "__init__.py").write_text("")
-    shutil.copytree(root / "core" / "asset", lib / "core" / "asset")
-    shutil.copytree(root / "core" / "wire", lib / "core" / "wire")
-    shutil.copy(root / "server" / "client.py", lib / "server" / "client.py")
-    code = ("import sys; import _lib.server.client as c; c.Client('tcp://127.0.0.1:1', timeout=0.1).close(); "
+    shutil.copytree(root / "exchange", tmp_path / "_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import sys; import _lib.client as c; c.Client('tcp://127.0.0.1:1', timeout=0.1).close(); "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('strata', 'torch', 'PIL')]; "
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
+from strata.exchange.asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
+
 from ..body.base import BodyModel
 from ..progress import Progress, Silent
 from .common import now_iso, png_texture, rig_from, skin_from, versions
@@ -19,7 +20,7 @@ SHAPE_PARAMS = ("gender", "age", "muscle", "weight", "proportions")
 
 
 def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | None = None) -> HumanAsset:
-    """`params` as validated by core/wire/jobs.py's "body" spec (defaults filled)."""
+    """`params` as validated by exchange/wire/jobs.py's "body" spec (defaults filled)."""
     import torch
 
     progress = progress or Silent()

@@ -8,7 +8,8 @@ from importlib import metadata
 
 import numpy as np
 
-from ..asset.schema import Rig, Skin, Texture
+from strata.exchange.asset.schema import Rig, Skin, Texture
+
 from ..body.base import BodyModel
 
 

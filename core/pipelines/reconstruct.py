@@ -32,7 +32,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from ..asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
+from strata.exchange.asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
+
 from ..progress import Progress, Silent
 from .common import now_iso, png_texture, versions
 
@@ -117,7 +118,7 @@ def reconstruct(
     progress: Progress | None = None,
     models: ModelSource | None = None,
 ) -> HumanAsset:
-    """A rigged, textured human from one photo (``params``: core/wire/jobs.py's "reconstruct" spec)."""
+    """A rigged, textured human from one photo (``params``: exchange/wire/jobs.py's "reconstruct" spec)."""
     from ..imaging import frame_person, load_image
     from ..reconstruct.fit import reframe_camera
     from ..reconstruct.stages import choose_backends

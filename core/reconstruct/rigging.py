@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..asset.schema import Rig, Skin
+from strata.exchange.asset.schema import Rig, Skin
+
 from ..body.base import BodyModel, topological_order
 from .fit import BodyFit
 

@@ -29,7 +29,8 @@ import numpy as np
 from .fit import BodyFit, FitOptions
 
 if TYPE_CHECKING:
-    from ..asset.schema import Rig, Skin
+    from strata.exchange.asset.schema import Rig, Skin
+
     from ..body.base import BodyModel
     from ..pose.keypoints import Keypoints2D
     from ..progress import Progress
@@ -188,7 +189,7 @@ class Backends:
 
 
 def choose_backends(params: dict[str, Any]) -> Backends:
-    """Backends and settings for a ``reconstruct`` job's parameters (as validated by core/wire/jobs.py).
+    """Backends and settings for a ``reconstruct`` job's parameters (as validated by exchange/wire/jobs.py).
 
     ``quality`` picks the iteration counts and silhouette resolutions; the texture is at least 1024 px (the
     issue's floor) and at most the preset's cap.

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..asset.gltf import smooth_normals
+from strata.exchange.asset.gltf import smooth_normals
+
 from ..progress import Progress, Silent
 from ..render import Camera, get_rasterizer
 from ..render.camera import camera_for_size, rotation_matrix

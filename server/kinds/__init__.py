@@ -1,6 +1,6 @@
 """The registry of job kinds this server runs: the one place a new kind is added.
 
-Each kind's parameters and inputs are declared in core/wire/jobs.py (shared with clients); its
+Each kind's parameters and inputs are declared in exchange/wire/jobs.py (shared with clients); its
 implementation lives in a module here. A kind whose pipeline is not installed is still listed (with
 the reason in `welcome`), and its jobs fail with the error code `unavailable`.
 """

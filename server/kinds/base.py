@@ -1,6 +1,6 @@
 """The one small interface every job kind implements, and what a job sees while it runs.
 
-A job kind is its `JobSpec` (from core/wire/jobs.py: parameters and inputs, validated by the server
+A job kind is its `JobSpec` (from exchange/wire/jobs.py: parameters and inputs, validated by the server
 before the job is queued) plus `run(ctx)`, called on the single worker thread. It reports progress
 through `ctx.progress` (which also raises `Cancelled` once the user cancelled), gets warm models from
 `ctx.models`, and returns a HumanAsset (the server fills its provenance, encodes and validates it) or
@@ -19,10 +19,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...core.asset.schema import HumanAsset
 from ...core.progress import Progress
-from ...core.wire.jobs import JobSpec
-from ...core.wire.protocol import ErrorCode
+from ...exchange.asset.schema import HumanAsset
+from ...exchange.wire.jobs import JobSpec
+from ...exchange.wire.protocol import ErrorCode
 from ..models import ModelCache
 
 

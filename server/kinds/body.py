@@ -12,9 +12,9 @@ Contract with core (owned by the body engineers):
 
 from __future__ import annotations
 
-from ...core.asset.schema import HumanAsset
-from ...core.wire.jobs import JOB_SPECS
-from ...core.wire.protocol import ErrorCode
+from ...exchange.asset.schema import HumanAsset
+from ...exchange.wire.jobs import JOB_SPECS
+from ...exchange.wire.protocol import ErrorCode
 from .base import JobContext, JobError, JobKind, compute_device, missing, require
 
 PIPELINE = "strata.core.pipelines.body"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from ...core.asset.schema import HumanAsset
-from ...core.asset.synthetic import make_asset
-from ...core.wire.jobs import JOB_SPECS
+from ...exchange.asset.schema import HumanAsset
+from ...exchange.asset.synthetic import make_asset
+from ...exchange.wire.jobs import JOB_SPECS
 from .base import Encoded, JobContext, JobError, JobKind
 
 TICK = 0.1

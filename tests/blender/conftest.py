@@ -89,10 +89,10 @@ def addon(addon_zip: Path):
 def lib(addon):
     """The vendored shared modules inside the installed add-on."""
     class Lib:
-        schema = importlib.import_module(f"{MODULE}._lib.core.asset.schema")
-        container = importlib.import_module(f"{MODULE}._lib.core.asset.container")
-        jobs = importlib.import_module(f"{MODULE}._lib.core.wire.jobs")
-        client = importlib.import_module(f"{MODULE}._lib.server.client")
+        schema = importlib.import_module(f"{MODULE}._lib.asset.schema")
+        container = importlib.import_module(f"{MODULE}._lib.asset.container")
+        jobs = importlib.import_module(f"{MODULE}._lib.wire.jobs")
+        client = importlib.import_module(f"{MODULE}._lib.client")
 
     return Lib
 

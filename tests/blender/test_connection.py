@@ -17,9 +17,9 @@ def mods(addon):
     class Mods:
         connection = importlib.import_module(f"{MODULE}.connection")
         session = importlib.import_module(f"{MODULE}.session")
-        client = importlib.import_module(f"{MODULE}._lib.server.client")
-        codec = importlib.import_module(f"{MODULE}._lib.core.asset.codec")
-        schema = importlib.import_module(f"{MODULE}._lib.core.asset.schema")
+        client = importlib.import_module(f"{MODULE}._lib.client")
+        codec = importlib.import_module(f"{MODULE}._lib.asset.codec")
+        schema = importlib.import_module(f"{MODULE}._lib.asset.schema")
 
     return Mods
 

@@ -33,8 +33,7 @@ def test_zip_layout_and_manifest(addon_zip: Path) -> None:
         tags = {w.split("-")[2] for w in wheels if w.startswith(f"wheels/{package}-")}
         assert tags & {"cp311"}, f"{package}: no wheel for Python 3.11 ({tags})"
         assert tags & {"cp313", "cp312"}, f"{package}: no wheel for Python 3.13 ({tags})"
-    for vendored in ("_lib/core/asset/codec.py", "_lib/core/wire/protocol.py", "_lib/server/client.py",
-                     "_lib/__init__.py", "_lib/core/__init__.py", "_lib/server/__init__.py"):
+    for vendored in ("_lib/asset/codec.py", "_lib/wire/protocol.py", "_lib/client.py", "_lib/__init__.py"):
         assert vendored in names
 
 
@@ -54,10 +53,9 @@ def test_blenders_own_validator_accepts_the_zip(addon_zip: Path) -> None:
 
 def test_vendored_modules_match_the_repository(addon) -> None:
     installed = Path(addon.__file__).parent / "_lib"
-    for rel in ("core/asset/schema.py", "core/asset/codec.py", "core/asset/container.py", "core/wire/jobs.py",
-                "core/wire/protocol.py"):
-        assert filecmp.cmp(installed / rel, REPO / rel, shallow=False), rel
-    assert filecmp.cmp(installed / "server" / "client.py", REPO / "server" / "client.py", shallow=False)
+    for rel in ("asset/schema.py", "asset/codec.py", "asset/container.py", "wire/jobs.py", "wire/protocol.py",
+                "client.py", "__init__.py"):
+        assert filecmp.cmp(installed / rel, REPO / "exchange" / rel, shallow=False), rel
 
 
 def test_enabled_and_registered(addon) -> None:

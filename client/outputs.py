@@ -1,8 +1,8 @@
 """Where a job's result goes: the output format is chosen by the file extension.
 
     .strata       the result frames written as they arrived (no decode, no re-encode)
-    .glb          strata.core.asset.gltf.write_glb (imported when needed)
-    .blend .fbx   strata.server.blender_export.export(asset_path, out_path), when that module exists
+    .glb          strata.exchange.asset.gltf.write_glb (imported when needed)
+    .blend .fbx   strata.client.blender_export.export(asset_path, out_path), when that module exists
                   (it drives Blender; it is not part of every install)
 
 `check_output` runs BEFORE a job is submitted, so nobody waits minutes for a result that cannot be saved.
@@ -11,16 +11,16 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.asset import codec, container
-from .kinds.base import module_exists
+from ..exchange.asset import codec, container
 
-GLTF_MODULE = "strata.core.asset.gltf"
-BLENDER_EXPORT_MODULE = "strata.server.blender_export"
+GLTF_MODULE = "strata.exchange.asset.gltf"
+BLENDER_EXPORT_MODULE = "strata.client.blender_export"
 WRITERS = {".strata": None, ".glb": GLTF_MODULE, ".blend": BLENDER_EXPORT_MODULE, ".fbx": BLENDER_EXPORT_MODULE}
 
 
@@ -34,7 +34,7 @@ def check_output(path: Path) -> None:
         raise OutputError(f"{path}: unknown output format {suffix or '(no extension)'!r}; use one of "
                           f"{', '.join(WRITERS)}")
     module = WRITERS[suffix]
-    if module is not None and not module_exists(module):
+    if module is not None and importlib.util.find_spec(module) is None:
         raise OutputError(f"{path}: writing {suffix} files needs {module}, which this install lacks; "
                           f"save as .strata instead")
 

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .client import Client, RemoteError, ServerUnavailable
+from ..exchange.client import Client, RemoteError, ServerUnavailable
 from .outputs import OutputError, write_output
 from .progress_bar import ProgressBar
 

@@ -1,6 +1,6 @@
 """`strata`: the command-line client of a running strata-server.
 
-Job parameters are generated from core/wire/jobs.py (JOB_SPECS), the same table the server validates
+Job parameters are generated from exchange/wire/jobs.py (JOB_SPECS), the same table the server validates
 against and the Blender add-on builds its panel from, so the three never disagree.
 """
 
@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.asset import AssetError, container
-from ..core.wire.jobs import JOB_SPECS, JobSpec
-from ..core.wire.protocol import ErrorCode, ProtocolError
-from .client import DEFAULT_ADDRESS, Client, CurveKeys, RemoteError, ServerUnavailable
+from ..exchange.asset import AssetError, container
+from ..exchange.client import DEFAULT_ADDRESS, Client, CurveKeys, RemoteError, ServerUnavailable
+from ..exchange.wire.jobs import JOB_SPECS, JobSpec
+from ..exchange.wire.protocol import ErrorCode, ProtocolError
 from .outputs import WRITERS, OutputError, check_output, write_output
 from .progress_bar import ProgressBar
 
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = command("cancel", cmd_cancel, "cancel a queued or running job")
     cancel.add_argument("job", help="job id")
 
-    try:  # `strata batch`, when this install has it (server/batch.py)
+    try:  # `strata batch`, when this install has it (client/batch.py)
         from .batch import add_batch_parser
     except ImportError:
         pass

@@ -131,7 +131,7 @@ def export(asset_path: str | os.PathLike, out_path: str | os.PathLike, *, blende
     written by core.asset.gltf). Raises ExportError with Blender's reason when it fails."""
     out = Path(out_path)
     if out.suffix.lower() == ".glb":
-        from ..core.asset import container, gltf
+        from ..exchange.asset import container, gltf
 
         gltf.write_glb(container.load(asset_path), out)
         return out

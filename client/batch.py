@@ -7,7 +7,7 @@ Inputs (the folder's files, in name order):
 
 Every result is written to OUT_DIR as `<name>.<format>` for each of `--format` (strata, glb, blend, fbx):
 .strata and .glb from this environment, .blend and .fbx by ONE Blender run for the whole batch
-(server/blender_export.py: the bpy of .venv-blender, or a Blender binary with `--blender`). A failure
+(client/blender_export.py: the bpy of .venv-blender, or a Blender binary with `--blender`). A failure
 (bad photo, failed job, failed export) is reported and the batch goes on; the summary lists them all
 and the exit code is 1 if anything failed.
 """
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.asset import container
-from ..core.wire.jobs import JOB_SPECS
-from ..core.wire.protocol import ProtocolError
-from .client import DEFAULT_ADDRESS, Client, CurveKeys, RemoteError, ServerUnavailable
+from ..exchange.asset import container
+from ..exchange.client import DEFAULT_ADDRESS, Client, CurveKeys, RemoteError, ServerUnavailable
+from ..exchange.wire.jobs import JOB_SPECS
+from ..exchange.wire.protocol import ProtocolError
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 FORMATS = ("strata", "glb", "blend", "fbx")
@@ -61,7 +61,7 @@ class BatchJob:
 
 
 def add_batch_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `batch` to the `strata` command's subparsers (server/cli.py)."""
+    """Add `batch` to the `strata` command's subparsers (client/cli.py)."""
     p = subparsers.add_parser("batch", help="run a job per photo / job file in a folder and save every result",
                               description=__doc__.split("\n\n")[0], epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,7 +256,7 @@ def _write_results(jobs: list[BatchJob], formats: list[str], out: Path, tmp: Pat
                 shutil.copyfile(staged, target)
                 job.outputs.append(target)
             if "glb" in formats:
-                from ..core.asset import gltf
+                from ..exchange.asset import gltf
 
                 target = out / f"{job.name}.glb"
                 gltf.write_glb(container.load(staged), target)

@@ -2,8 +2,8 @@
 
 It depends on zmq, msgpack, numpy and the standard library only, and reaches the protocol and the
 asset codec through RELATIVE imports, because the Blender add-on vendors this file together with
-`core/wire` and `core/asset` under the same relative layout (``strata.server.client`` ->
-``strata.core...``). Do not import anything else of ours here.
+the rest of the exchange package (``wire/``, ``asset/``) as its ``_lib``. Do not import anything else of
+ours here.
 
 Model: one DEALER socket. Every request carries a request id (``rid``) that the server echoes, so a
 reply is matched to its request even when job events (progress, heartbeat, result, error — they carry
@@ -35,11 +35,11 @@ from typing import Any
 
 import zmq
 
-from ..core.asset import codec
-from ..core.asset.schema import HumanAsset
-from ..core.wire import jobs as job_specs
-from ..core.wire import protocol
-from ..core.wire.protocol import ErrorCode, ProtocolError
+from .asset import codec
+from .asset.schema import HumanAsset
+from .wire import jobs as job_specs
+from .wire import protocol
+from .wire.protocol import ErrorCode, ProtocolError
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 HEARTBEAT_IVL_MS = 1000

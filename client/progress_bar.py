@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from .client import Event
+from ..exchange.client import Event
 
 BAR_WIDTH = 24
 
