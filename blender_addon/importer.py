@@ -19,6 +19,11 @@ Speed is the point of this module, and what makes it fast is easy to break:
   groups otherwise. See `write_weights` and bench/import_speed.py for the measured alternatives.
 * Textures are packed from the PNG bytes in memory (`Image.pack(data=...)`): no temporary file, and
   Blender decodes the PNG lazily, the first time it is drawn.
+
+Pose: meshes arrive in the rig's rest pose (the standard A or T pose) and `rig.pose` holds each
+joint's `PoseBone.matrix_basis`; the edit bones are built from `rig.rest` and the pose goes onto the
+pose bones (location, quaternion, scale through `foreach_set`), so the human shows the photo's pose
+and the armature's "Rest Position" shows the A/T pose.
 """
 
 from __future__ import annotations
@@ -207,7 +212,7 @@ def set_vertex_normals(mesh: bpy.types.Mesh, normals: Any, faces: np.ndarray) ->
     """Give the mesh the asset's per-vertex normals; returns whether custom normals were needed.
 
     Blender computes smooth vertex normals itself (angle-weighted), and those follow the armature
-    when the human is posed. Strata's assets carry exactly those normals (exchange/asset/gltf.py
+    when the human is posed. Strata's assets carry exactly those normals (exchange/asset/geometry.py
     `smooth_normals`), so normally nothing is written: the check costs ~5-15 ms per 76k vertices. Normals that differ
     (authored by another tool) are stored as custom split normals, which Blender encodes relative to
     its own and so rotates with the mesh too; that setter is slow (~65 ms per 76k vertices), but only
@@ -375,7 +380,8 @@ def _orthonormal(rest: np.ndarray) -> np.ndarray:
 def _build_armature(context: bpy.types.Context, collection: bpy.types.Collection, name: str,
                     rig: Any) -> tuple[bpy.types.Object, list[str]]:
     """One armature whose bones reproduce `rig.rest` exactly: head at the matrix's translation, tail
-    `length` along its +Y axis, roll from its X/Z axes (EditBone.matrix does the roll maths).
+    `length` along its +Y axis, roll from its X/Z axes (EditBone.matrix does the roll maths), posed
+    by `rig.pose` when there is one (`apply_pose`).
 
     Edit bones exist only in edit mode, and every mode switch re-evaluates the whole view layer: in a
     scene that already holds skinned humans that is ~100 ms per switch. So the bones are made in a
@@ -413,7 +419,23 @@ def _build_armature(context: bpy.types.Context, collection: bpy.types.Collection
     collection.objects.link(obj)
     for pose_bone in obj.pose.bones:
         pose_bone.rotation_mode = "QUATERNION"
+    obj["strata_rest_pose"] = getattr(rig, "rest_pose", "")
+    pose = getattr(rig, "pose", None)
+    if pose is not None and len(names):
+        apply_pose(obj, names, pose)
     return obj, names
+
+
+def apply_pose(obj: bpy.types.Object, names: Sequence[str], pose: Any) -> None:
+    """Set each pose bone's `matrix_basis` to `pose[j]` (J, 4, 4), the bone of `names[j]`: location,
+    quaternion and scale decomposed by mathutils (what assigning `matrix_basis` does) and written with
+    one `foreach_set` each, in the order of `obj.pose.bones` (which need not be the joints')."""
+    bones = obj.pose.bones
+    index = {name: i for i, name in enumerate(names)}
+    order = [index[bone.name] for bone in bones]
+    parts = [Matrix(m).decompose() for m in np.asarray(pose, dtype=np.float64)[order].tolist()]
+    for prop, column in (("location", 0), ("rotation_quaternion", 1), ("scale", 2)):
+        bones.foreach_set(prop, _flat([tuple(p[column]) for p in parts], np.float32))
 
 
 def _override(context: bpy.types.Context, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer,

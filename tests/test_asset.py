@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from strata.exchange.asset import (
+    SCHEMA_VERSION,
     AssetError,
     BodyParams,
     HumanAsset,
@@ -35,9 +36,22 @@ from strata.exchange.asset.container import read_frames
 from strata.exchange.asset.synthetic import make_asset
 
 
+def random_pose(n_joints: int, seed: int = 2) -> np.ndarray:
+    """(J, 4, 4) float32 pose: a random rotation per joint, and a translation on the root (joint 0)."""
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.normal(size=(n_joints, 3, 3)))
+    q *= np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    q[np.linalg.det(q) < 0, :, 0] *= -1  # proper rotations
+    pose = np.tile(np.eye(4), (n_joints, 1, 1))
+    pose[:, :3, :3] = q
+    pose[0, :3, 3] = (0.05, -0.1, 0.2)
+    return pose.astype(np.float32)
+
+
 def full_asset() -> HumanAsset:
     """Every field of the schema set, plus one layer with every optional field left out."""
     base = make_asset(2, 300, 16, n_joints=5, k=3)
+    base = replace(base, rig=replace(base.rig, pose=random_pose(5), rest_pose="A"))
     rng = np.random.default_rng(1)
     bare = Layer("Scarf", "other", Mesh(np.asarray(rng.normal(size=(4, 3)), np.float32),
                                         np.array([[0, 1, 2], [0, 2, 3]], np.uint32)))
@@ -149,7 +163,7 @@ def test_file_layout_and_a_reader_written_from_the_docs(asset, tmp_path):
         offset += -(-n // 64) * 64
     assert offset == len(data)
     header = msgpack.unpackb(frames[0], raw=False)
-    assert header["format"] == "strata.asset" and header["version"] == 1
+    assert header["format"] == "strata.asset" and header["version"] in (1, 2)
 
     def array(ref: dict | None) -> np.ndarray | None:
         if ref is None:
@@ -162,7 +176,37 @@ def test_file_layout_and_a_reader_written_from_the_docs(asset, tmp_path):
     assert array(body["texture"]["data"]).tobytes() == asset.layers[0].texture.data
     np.testing.assert_array_equal(array(header["rig"]["rest"]), asset.rig.rest)
     assert header["rig"]["joint_names"] == asset.rig.joint_names
+    np.testing.assert_array_equal(array(header["rig"].get("pose")), asset.rig.pose)  # v2 only
+    assert header["rig"].get("rest_pose", "") == "A"
     assert header["layers"][2]["mesh"]["uvs"] is None and header["layers"][2]["texture"] is None
+
+
+def test_version_is_the_lowest_that_holds_the_asset(asset):
+    """A rig pose needs schema v2 (its frame would be unknown to a v1 reader); everything else is
+    still written as v1, which v1 readers (add-ons released before v2) read."""
+    assert msgpack.unpackb(encode(asset)[0])["version"] == SCHEMA_VERSION == 2
+    unposed = replace(asset, rig=replace(asset.rig, pose=None))
+    header = msgpack.unpackb(encode(unposed)[0])
+    assert header["version"] == 1 and header["rig"]["pose"] is None and header["rig"]["rest_pose"] == "A"
+    assert_same(unposed, decode(encode(unposed)))
+
+
+def test_old_asset_without_the_new_fields_decodes_with_no_pose(asset):
+    """A v1 header as v1 writers made it: no rig.pose, no rig.rest_pose keys at all."""
+    frames = _frames(replace(asset, rig=replace(asset.rig, pose=None)))
+    header = msgpack.unpackb(frames[0], raw=False)
+    del header["rig"]["pose"], header["rig"]["rest_pose"]
+    assert header["version"] == 1
+    out = decode([msgpack.packb(header, use_bin_type=True), *frames[1:]])
+    assert out.rig.pose is None and out.rig.rest_pose == ""
+    np.testing.assert_array_equal(out.rig.rest, asset.rig.rest)
+
+
+def test_pose_round_trips_bit_exact(asset):
+    out = decode(encode(asset))
+    assert out.rig.pose.dtype == np.float32 and out.rig.pose.shape == (5, 4, 4)
+    np.testing.assert_array_equal(out.rig.pose, asset.rig.pose)
+    assert out.rig.rest_pose == "A"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +281,18 @@ ASSET_CASES: dict[str, tuple[Callable[[HumanAsset], HumanAsset], str, str]] = {
     "unknown layer kind": (lambda a: _layer(a, 1, kind="cape"), "layers[1].kind", "'cape' is not one of"),
     "no layers": (lambda a: replace(a, layers=[]), "layers", "at least one"),
     "body shape length": (lambda a: replace(a, body=replace(a.body, shape_names=["x"])), "body.shape", "dimension 0"),
+    "pose for fewer joints": (lambda a: replace(a, rig=replace(a.rig, pose=a.rig.pose[:4])), "rig.pose", "dimension 0"),
+    "NaN pose": (lambda a: replace(a, rig=replace(a.rig, pose=_set(a.rig.pose, (2, 0, 1), np.nan))), "rig.pose", "NaN"),
+    "scaled pose": (lambda a: replace(a, rig=replace(a.rig, pose=_set(a.rig.pose, (3, slice(0, 3), 0),
+                                                                         a.rig.pose[3, :3, 0] * 1.01))),
+                    "rig.pose", r"joint 3 \('joint_03'\): the 3x3 block must be a rotation \(off by 0.02"),
+    "mirrored pose": (lambda a: replace(a, rig=replace(a.rig, pose=_set(a.rig.pose, (1, slice(0, 3), 2),
+                                                                           -a.rig.pose[1, :3, 2]))),
+                      "rig.pose", r"joint 1 .*a reflection"),
+    "projective pose": (lambda a: replace(a, rig=replace(a.rig, pose=_set(a.rig.pose, (4, 3, 0), 0.5))),
+                        "rig.pose", r"joint 4 .*bottom row must be 0 0 0 1"),
+    "unknown rest pose": (lambda a: replace(a, rig=replace(a.rig, rest_pose="a-pose")), "rig.rest_pose",
+                          "'a-pose' is not one of 'A', 'T', ''"),
 }
 
 
@@ -296,7 +352,10 @@ FRAME_CASES: dict[str, tuple[Callable[[list[bytes]], list[bytes]], str, str]] = 
     "layer not a map": (_header_edit(lambda h: h["layers"].__setitem__(1, [])), "layers[1]", "expected map"),
     "bool is not a float": (_header_edit(lambda h: h["provenance"]["timings"].update(fit=True)),
                             "provenance.timings['fit']", "expected"),
-    "wrong schema version": (_header_edit(lambda h: h.update(version=2)), "version", "not supported"),
+    "wrong schema version": (_header_edit(lambda h: h.update(version=3)), "version", r"3 is not supported.*1, 2"),
+    "bool schema version": (_header_edit(lambda h: h.update(version=True)), "version", "not supported"),
+    "rest pose not a string": (_header_edit(lambda h: h["rig"].update(rest_pose=1)), "rig.rest_pose",
+                               "expected str, got int"),
     "not a strata asset": (_header_edit(lambda h: h.update(format="other")), "format", "not a Strata asset"),
     "header not msgpack": (lambda fr: [b"\xc1garbage", *fr[1:]], "header", "not a msgpack map"),
     "header not a map": (lambda fr: [msgpack.packb([1, 2]), *fr[1:]], "header", "expected map"),

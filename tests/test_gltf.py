@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from strata.exchange.asset import HumanAsset, Layer, Mesh, Provenance, Rig, Skin, Texture
-from strata.exchange.asset.gltf import limit_influences, smooth_normals, split_uv_seams, to_glb, write_glb
+from strata.exchange.asset.geometry import limit_influences, smooth_normals, split_uv_seams
+from strata.exchange.asset.gltf import to_glb, write_glb
 from strata.exchange.asset.synthetic import make_asset, png_bytes
 
 C = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float64)  # Z-up -> Y-up, written independently here
@@ -199,6 +200,52 @@ def test_rig_with_parents_after_children_and_scaled_mirrored_joint():
         expected[:3] = C @ rest[i, :3].astype(np.float64)
         np.testing.assert_allclose(worlds[j], expected, atol=1e-5)
         np.testing.assert_allclose(ibm[i] @ worlds[j], np.eye(4), atol=1e-5)
+
+
+def _posed(asset: HumanAsset, seed: int = 4) -> HumanAsset:
+    """The asset with a pose: every joint turned up to 60 degrees, the root moved."""
+    rng = np.random.default_rng(seed)
+    n = asset.rig.n_joints
+    pose = np.tile(np.eye(4), (n, 1, 1))
+    for i in range(n):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        a = np.radians(rng.uniform(-60, 60))
+        pose[i, :3, :3] = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+    pose[asset.rig.parents < 0, :3, 3] = (0.1, -0.2, 0.05)
+    return replace(asset, rig=replace(asset.rig, pose=pose.astype(np.float32), rest_pose="A"))
+
+
+def test_pose_on_the_joint_nodes_skins_the_rest_mesh_into_the_pose(asset, glb):
+    """Meshes and inverse bind matrices stay the rest pose; the joint nodes carry the pose. Skinning the
+    written mesh with the nodes' global matrices x the inverse bind matrices gives the posed mesh."""
+    from strata.core.body.skinning import pose_vertices, posed_world
+
+    posed = _posed(asset)
+    doc, binary = parse_glb(to_glb(posed))
+    assert binary == glb[1]  # meshes and inverse bind matrices: byte for byte the unposed asset's
+    skin = doc["skins"][0]
+    ibm = accessor(doc, binary, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
+    worlds = node_worlds(doc)
+    joint_matrices = np.stack([worlds[j] @ ibm[i] for i, j in enumerate(skin["joints"])])
+    rig = posed.rig
+    world = posed_world(rig.rest, rig.parents, rig.pose)
+    for i, j in enumerate(skin["joints"]):  # the nodes' globals are the posed joints, in glTF axes
+        np.testing.assert_allclose(worlds[j][:3], C @ world[i, :3], atol=1e-5)
+    for layer, node in zip(posed.layers, layer_nodes(doc), strict=True):
+        p = primitive(doc, binary, node)
+        rest = np.column_stack([p["POSITION"].astype(np.float64), np.ones(len(p["POSITION"]))])
+        blended = np.einsum("nk,nkab->nab", p["WEIGHTS_0"].astype(np.float64), joint_matrices[p["JOINTS_0"]])
+        skinned = np.einsum("nab,nb->na", blended, rest)[:, :3]
+        n = layer.mesh.n_vertices  # the first N glTF vertices are the Strata vertices
+        want = pose_vertices(layer.mesh.vertices, layer.skin.joints, layer.skin.weights, rig.rest, world) @ C.T
+        np.testing.assert_allclose(skinned[:n], want, atol=1e-5)
+        assert np.abs(want - layer.mesh.vertices @ C.T).max() > 0.1  # the pose really moves the mesh
+    summary = doc["asset"]["extras"]["strata"]
+    assert summary["schema_version"] == 2 and summary["rig"]["rest_pose"] == "A" and summary["rig"]["posed"]
+    unposed = glb[0]["asset"]["extras"]["strata"]
+    assert unposed["schema_version"] == 1 and unposed["rig"] == {"kind": "synthetic", "joints": asset.rig.n_joints}
 
 
 # ---------------------------------------------------------------------------------------------

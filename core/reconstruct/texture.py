@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from strata.exchange.asset.gltf import smooth_normals
+from strata.exchange.asset.geometry import smooth_normals
 
 from ..progress import Progress, Silent
 from ..render import Camera, get_rasterizer

@@ -23,7 +23,8 @@ import numpy as np
 
 from .schema import (
     LAYER_KINDS,
-    SCHEMA_VERSION,
+    REST_POSES,
+    SUPPORTED_SCHEMA_VERSIONS,
     BodyParams,
     HumanAsset,
     Layer,
@@ -33,11 +34,15 @@ from .schema import (
     Skin,
     Texture,
     png_size,
+    schema_version_for,
 )
 
 FORMAT_NAME = "strata.asset"
 MAX_TEXTURE_SIDE = 16384
 MAX_SKIN_K = 16
+POSE_ORTHONORMAL_TOL = 1e-4
+"""How far `rig.pose`'s 3x3 blocks may be from a rotation (max |M^T M - I|): float32 rounding of a
+true rotation is ~1e-7, a scaled or sheared block is off by far more."""
 
 
 class AssetError(ValueError):
@@ -112,6 +117,8 @@ def encode(asset: HumanAsset) -> list[Buffer]:
             "parents": enc.array(r.parents, "int32"),
             "rest": enc.array(r.rest, "float32"),
             "lengths": enc.array(r.lengths, "float32"),
+            "pose": enc.array(r.pose, "float32"),
+            "rest_pose": r.rest_pose,
         }
     body = None
     if asset.body is not None:
@@ -127,7 +134,7 @@ def encode(asset: HumanAsset) -> list[Buffer]:
     p = asset.provenance
     header = {
         "format": FORMAT_NAME,
-        "version": SCHEMA_VERSION,
+        "version": schema_version_for(asset),
         "name": asset.name,
         "layers": layers,
         "rig": rig,
@@ -251,10 +258,9 @@ def decode_header(frame: Buffer) -> dict:
     if header.get("format") != FORMAT_NAME:
         raise AssetError("format", f"{header.get('format')!r} is not a Strata asset")
     version = header.get("version")
-    if version != SCHEMA_VERSION:
-        raise AssetError(
-            "version", f"asset schema version {version!r} is not supported (this reader: {SCHEMA_VERSION})"
-        )
+    if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
+        supported = ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
+        raise AssetError("version", f"asset schema version {version!r} is not supported (this reader: {supported})")
     return header
 
 
@@ -316,8 +322,35 @@ def _decode_rig(d: _Decoder, raw: dict) -> Rig:
     lengths = d.array(raw, "lengths", "rig", "float32", (j,))
     if (lengths <= 0).any():
         raise AssetError("rig.lengths", "bone lengths must be positive")
+    pose = d.array(raw, "pose", "rig", "float32", (j, 4, 4), optional=True)
+    if pose is not None:
+        _check_pose(pose, names)
+    rest_pose = d.field(raw, "rest_pose", "rig", str, optional=True) or ""
+    if rest_pose not in REST_POSES:
+        raise AssetError("rig.rest_pose", f"{rest_pose!r} is not one of {', '.join(map(repr, REST_POSES))}")
     return Rig(kind=d.field(raw, "kind", "rig", str), joint_names=names, parents=parents, rest=rest,
-               lengths=lengths)
+               lengths=lengths, pose=pose, rest_pose=rest_pose)
+
+
+def _check_pose(pose: np.ndarray, names: list[str]) -> None:
+    """Every pose matrix affine with a rotation block (finiteness is checked with the array)."""
+    if not len(pose):
+        return
+    bottom = np.abs(pose[:, 3, :] - np.array([0, 0, 0, 1], np.float32)).max(axis=1)
+    bad = np.flatnonzero(bottom > 1e-6)
+    if bad.size:
+        j = int(bad[0])
+        raise AssetError("rig.pose", f"joint {j} ({names[j]!r}): the bottom row must be 0 0 0 1, "
+                                     f"got {pose[j, 3].tolist()}")
+    r = pose[:, :3, :3].astype(np.float64)
+    error = np.abs(np.einsum("jki,jkl->jil", r, r) - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(r)
+    bad = np.flatnonzero((error > POSE_ORTHONORMAL_TOL) | (det < 0))
+    if bad.size:
+        j = int(bad[0])
+        what = "a reflection" if det[j] < 0 else f"off by {error[j]:.2g}"
+        raise AssetError("rig.pose", f"joint {j} ({names[j]!r}): the 3x3 block must be a rotation ({what}; "
+                                     f"tolerance {POSE_ORTHONORMAL_TOL:g})")
 
 
 def _check_acyclic(parents: np.ndarray) -> None:

@@ -11,6 +11,9 @@ Mapping (docs/asset-format.md, "GLB export", says the same for readers):
 * Nodes: one root node named after the asset holds an "Armature" node (the parent of the rig's root
   joints) and one mesh node per layer. All layers share ONE skin. Skinned mesh nodes carry no
   transform (glTF ignores it anyway).
+* Pose: meshes and inverse bind matrices are the rest pose; the joint nodes carry the pose
+  (`rig.pose`, each node's local transform = its rest local transform @ pose_j), so viewers show the
+  person posed and importers that reset to the bind pose get the standard A/T rest.
 * UVs: Strata stores them per corner; glTF needs them per vertex. Vertex i of the glTF mesh is Strata
   vertex i for i < N (with one of its UVs), and copies for the other UVs of seam vertices
   are appended after N, so indices into the Strata mesh (e.g. `hides_body`) stay valid. V is flipped
@@ -21,8 +24,8 @@ Mapping (docs/asset-format.md, "GLB export", says the same for readers):
   base-colour texture, so Strata's sRGB vertex colours are converted to linear and, by default,
   written only for layers that have no texture (otherwise the texture would be tinted twice).
 
-Only numpy and the standard library are used: the Blender add-on carries this module, and Blender's
-Python has neither PIL nor trimesh.
+Only numpy, the standard library and siblings (the mesh helpers are in geometry.py) are used: the
+Blender add-on carries this module, and Blender's Python has neither PIL nor trimesh.
 """
 
 from __future__ import annotations
@@ -37,13 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from .schema import SCHEMA_VERSION, HumanAsset, Layer, Mesh, Rig
+from .geometry import limit_influences, smooth_normals, split_uv_seams, unit_vectors
+from .schema import SCHEMA_VERSION, HumanAsset, Layer, Rig, schema_version_for
 
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 """Rotation taking Strata coordinates (Z-up, facing -Y) to glTF ones (Y-up, facing +Z)."""
-
-MAX_INFLUENCES = 4
-"""Influences per vertex in one JOINTS_0/WEIGHTS_0 pair: the only set every engine reads."""
 
 ROUGHNESS = 0.8
 """Skin and cloth are rough dielectrics; without a roughness map a constant ~0.8 looks right."""
@@ -196,8 +197,9 @@ def _glb_pieces(asset: HumanAsset, colors_with_texture: bool) -> list[Buffer]:
 
 
 def _add_rig(b: _Builder, rig: Rig) -> tuple[int, int]:
-    """Joint nodes (hierarchy from `parents`, local TRS from the rest world matrices), the
-    "Armature" node above the root joints, and the one skin. Returns (armature node, skin)."""
+    """Joint nodes (hierarchy from `parents`, local TRS from the rest world matrices composed with
+    the pose), the "Armature" node above the root joints, and the one skin. Returns (armature node,
+    skin)."""
     j = rig.n_joints
     parents = np.asarray(rig.parents, dtype=np.int64)
     world = np.zeros((j, 4, 4))
@@ -208,6 +210,11 @@ def _add_rig(b: _Builder, rig: Rig) -> tuple[int, int]:
     local = world.copy()
     local[has_parent] = inv_world[parents[has_parent]] @ world[has_parent]
     t, q, s = _decompose(local)
+    rest_local = _compose(t, q, s)
+    if rig.pose is not None:
+        # The pose is each joint's matrix_basis: local = rest local @ pose, in any frame C maps to
+        # (C cancels between parent and child, and a root's C @ rest @ pose is its rest local @ pose).
+        t, q, s = _decompose(rest_local @ np.asarray(rig.pose, np.float64))
 
     armature = b.add("nodes", {"name": "Armature", "children": [], "extras": {"strata_rig_kind": rig.kind}})
     first = len(b.doc["nodes"])
@@ -226,9 +233,10 @@ def _add_rig(b: _Builder, rig: Rig) -> tuple[int, int]:
         parent = b.doc["nodes"][armature if parents[i] < 0 else first + int(parents[i])]
         parent.setdefault("children", []).append(first + i)
 
-    # Bind matrices from the TRS exactly as written, so importers that rebuild the rest pose from
-    # the nodes get meshes that sit still at rest even if `rest` was slightly non-orthonormal.
-    global_trs = _chain(_compose(t, q, s), parents)
+    # Bind matrices from the rest TRS (the nodes' own TRS when there is no pose), so importers that
+    # rebuild the rest pose from them get meshes that sit still at rest even if `rest` was slightly
+    # non-orthonormal.
+    global_trs = _chain(rest_local, parents)
     ibm = _affine_inverse(global_trs, "rig.rest").astype(np.float32)
     ibm[:, 3, :] = (0.0, 0.0, 0.0, 1.0)  # validators require an exact affine bottom row
     ibm_acc = b.accessor(np.ascontiguousarray(ibm.transpose(0, 2, 1)).reshape(j, 16), "MAT4", target=None)
@@ -342,7 +350,7 @@ def _add_layer(
     attrs: dict[str, int] = {}
     pos = _to_y_up(np.asarray(m.vertices, np.float32))
     attrs["POSITION"] = b.accessor(_take(pos, src), "VEC3", min_max=True)
-    normals = _unit(m.normals) if m.normals is not None else smooth_normals(m.vertices, m.faces)
+    normals = unit_vectors(m.normals) if m.normals is not None else smooth_normals(m.vertices, m.faces)
     attrs["NORMAL"] = b.accessor(_take(_to_y_up(normals), src), "VEC3")
     textured = layer.texture is not None and uv is not None and layer.texture.mime in ("image/png", "image/jpeg")
     if uv is not None:
@@ -388,116 +396,6 @@ def _texture(b: _Builder, layer: Layer, images: dict[bytes, int]) -> int:
     return b.add("textures", {"sampler": 0, "source": image})
 
 
-def split_uv_seams(mesh: Mesh) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Per-vertex UVs from per-corner ones: (source vertex per output vertex, UVs with V flipped or
-    None, (F, 3) output faces).
-
-    Each vertex keeps its index with one of its UVs; only corners whose UV differs from it go through
-    `np.unique` on a combined (vertex, uv) key and become new vertices appended after the originals.
-    So the cost is O(N + seam corners) and the output has exactly one vertex per distinct
-    (vertex, UV value) pair, plus vertices no face uses (kept, with UV (0, 0))."""
-    n = mesh.n_vertices
-    faces = np.asarray(mesh.faces, np.int64)
-    if mesh.uvs is None or mesh.uv_faces is None:
-        return np.arange(n), None, faces
-    uvs, uv_faces = _dedupe_uvs(np.asarray(mesh.uvs, np.float32), np.asarray(mesh.uv_faces, np.int64))
-    u = len(uvs)
-    vc = faces.reshape(-1)
-    uc = uv_faces.reshape(-1)
-    primary = np.full(n, u, np.int64)  # u = "no corner": the zero UV appended below
-    primary[vc] = uc  # whichever corner wins, it is one of the vertex's UVs
-    seam = np.flatnonzero(uc != primary[vc])
-    out_faces = vc.copy()
-    if seam.size:
-        keys, inverse = np.unique(vc[seam] * u + uc[seam], return_inverse=True)
-        out_faces[seam] = n + inverse
-        src = np.concatenate([np.arange(n), keys // u])
-        uv_index = np.concatenate([primary, keys % u])
-    else:
-        src, uv_index = np.arange(n), primary
-    table = np.concatenate([uvs, np.zeros((1, 2), np.float32)])
-    uv = table[uv_index]
-    uv[:, 1] = 1.0 - uv[:, 1]
-    return src, uv, out_faces.reshape(-1, 3)
-
-
-def _dedupe_uvs(uvs: np.ndarray, uv_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge UV entries with identical values, so meshes with unwelded (per-corner) UV lists are not
-    split at every corner."""
-    if len(uvs) == 0:
-        return uvs, uv_faces
-    packed = np.ascontiguousarray(uvs + np.float32(0.0)).view(np.uint64).reshape(-1)  # +0.0 folds -0.0
-    unique, inverse = np.unique(packed, return_inverse=True)
-    if len(unique) == len(uvs):
-        return uvs, uv_faces
-    return unique.view(np.float32).reshape(-1, 2), inverse.reshape(-1)[uv_faces]
-
-
-def limit_influences(joints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4) int64 joints and float32 weights from top-k ones: duplicate joints in a row merged, the
-    4 largest kept, rows renormalised to sum to 1, unused slots joint 0 with weight 0."""
-    j = np.asarray(joints, np.int64).copy()
-    w = np.asarray(weights, np.float64).copy()
-    k = j.shape[1]
-    for a in range(k):  # a joint listed twice would be skinned twice by some engines; merge it
-        for c in range(a + 1, k):
-            dup = j[:, a] == j[:, c]
-            if dup.any():
-                w[dup, a] += w[dup, c]
-                w[dup, c] = 0.0
-    if k > MAX_INFLUENCES:
-        keep = np.argpartition(-w, MAX_INFLUENCES - 1, axis=1)[:, :MAX_INFLUENCES]
-        j = np.take_along_axis(j, keep, 1)
-        w = np.take_along_axis(w, keep, 1)
-    elif k < MAX_INFLUENCES:
-        j = np.pad(j, ((0, 0), (0, MAX_INFLUENCES - k)))
-        w = np.pad(w, ((0, 0), (0, MAX_INFLUENCES - k)))
-    w = np.maximum(w, 0.0)
-    total = w.sum(axis=1)
-    empty = ~(total > 0)
-    if empty.any():  # unskinned vertex: bind it rigidly to joint 0 rather than collapse it to the origin
-        w[empty] = (1.0, 0.0, 0.0, 0.0)
-        j[empty] = 0
-        total[empty] = 1.0
-    w /= total[:, None]
-    j[w == 0] = 0
-    return j, w.astype(np.float32)
-
-
-def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Smooth vertex normals (N, 3) float32: unit face normals weighted by the corner angle, summed
-    on the welded mesh so UV seams stay smooth; vertices no face uses get +Z (up).
-
-    Angle weighting is what Blender (4.1+) computes for its own vertex normals, so a mesh whose
-    normals come from here shades the same in Blender without custom normals, and the importer
-    can leave them to Blender (whose normals follow the armature; see blender_addon/importer.py).
-    It also does not tilt normals towards the large triangles of an irregular tessellation the way
-    area weighting does."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    p0, p1, p2 = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    fn = np.cross(p1 - p0, p2 - p0)
-    length = np.linalg.norm(fn, axis=1, keepdims=True)
-    fn = np.divide(fn, length, out=np.zeros_like(fn), where=length > 0)
-    acc = np.zeros((len(v), 3))
-    for corner, a, b in ((0, p1 - p0, p2 - p0), (1, p2 - p1, p0 - p1), (2, p0 - p2, p1 - p2)):
-        la, lb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-        cos = np.einsum("ij,ij->i", a, b) / np.maximum(la * lb, 1e-300)
-        weighted = fn * np.arccos(np.clip(cos, -1.0, 1.0))[:, None]
-        for c in range(3):
-            acc[:, c] += np.bincount(f[:, corner], weighted[:, c], minlength=len(v))
-    return _unit(acc)
-
-
-def _unit(n: np.ndarray) -> np.ndarray:
-    """Unit float32 vectors; zero or non-finite ones become +Z (validators reject non-unit normals)."""
-    n = np.asarray(n, np.float64)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    ok = (length > 1e-12) & np.isfinite(length)
-    out = np.where(ok, n / np.where(ok, length, 1.0), (0.0, 0.0, 1.0))
-    return out.astype(np.float32)
-
-
 def _to_y_up(v: np.ndarray) -> np.ndarray:
     """(x, y, z) -> (x, z, -y) as float32, i.e. `v @ Z_UP_TO_Y_UP.T` without the matmul."""
     out = np.empty((len(v), 3), np.float32)
@@ -538,7 +436,7 @@ def _summary(asset: HumanAsset) -> dict[str, Any]:
     """What glTF consumers that keep extras should know: schema, layers, rig, body and provenance."""
     p = asset.provenance
     out: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema_version_for(asset),
         "name": asset.name,
         "layers": [{"name": lay.name, "kind": lay.kind} for lay in asset.layers],
         "provenance": {
@@ -554,6 +452,10 @@ def _summary(asset: HumanAsset) -> dict[str, Any]:
     }
     if asset.rig is not None:
         out["rig"] = {"kind": asset.rig.kind, "joints": asset.rig.n_joints}
+        if asset.rig.rest_pose:
+            out["rig"]["rest_pose"] = asset.rig.rest_pose
+        if asset.rig.pose is not None:
+            out["rig"]["posed"] = True
     if asset.body is not None:
         out["body"] = {"model": asset.body.model, "extra": asset.body.extra}
     return _jsonable(out)

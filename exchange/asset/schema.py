@@ -13,6 +13,15 @@ conventions are fixed here once:
 * Rig joints are given by their rest (bind) world matrices. Each joint's local +Y axis points from
   its head to its tail (Blender's bone convention) and `lengths` gives the distance, so an
   armature can be rebuilt exactly.
+* Rest-pose contract (schema v2): every mesh is stored in the rig's rest pose, normally a standard
+  one (`Rig.rest_pose`, "A" or "T"), and the pose the person was in (the photo's) is `Rig.pose`,
+  one local transform per joint, exactly Blender's `PoseBone.matrix_basis`. With `R` the rest world
+  matrices and `P = pose`, the posed world matrix of joint j is
+
+      W_j = W_parent @ inv(R_parent) @ R_j @ P_j        (a root: W_j = R_j @ P_j)
+
+  and a vertex v (rest) moves to `sum_k w_k (W_jk @ inv(R_jk)) v` (linear blend skinning). These
+  are core/body/base.py's conventions, and core/body/skinning.py computes them.
 
 This module holds only plain dataclasses over numpy arrays; validation and (de)serialisation live
 in `codec.py` so that building an asset in a hot loop costs nothing.
@@ -25,8 +34,18 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-"""Bumped on any incompatible change; decoders reject versions they do not know."""
+SCHEMA_VERSION = 2
+"""The newest schema version, bumped on any incompatible change; decoders reject versions they do not
+know. v2 added `Rig.pose` (an array field: a v1 reader would reject its unreferenced frame, so
+v2 assets must say so) and `Rig.rest_pose`."""
+
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+"""Versions this code decodes. A v1 asset is a v2 asset without `Rig.pose` (its meshes are in the
+rig's rest pose, whatever that is)."""
+
+REST_POSES = ("A", "T", "")
+"""Names of the standard rest poses `Rig.rest_pose` may give: arms 45 degrees down ("A"),
+horizontal ("T"), or "" for a model's native or any other rest."""
 
 LAYER_KINDS = ("body", "bottom", "top", "shoes", "hair", "other")
 """Layer kinds, in the order layered generation stacks them (body first)."""
@@ -105,9 +124,19 @@ class Rig:
     parents: np.ndarray
     """(J,) int32 parent index per joint, -1 for roots; a parent may come after its child."""
     rest: np.ndarray
-    """(J, 4, 4) float32 world matrices of the joints in the bind pose (local +Y = bone axis)."""
+    """(J, 4, 4) float32 world matrices of the joints in the bind (rest) pose, the pose every mesh
+    of the asset is stored in (local +Y = bone axis)."""
     lengths: np.ndarray
     """(J,) float32 bone lengths in metres (head to tail along local +Y)."""
+    pose: np.ndarray | None = None
+    """(J, 4, 4) float32 local transform of each joint relative to its rest, in the joint's own rest
+    frame: exactly Blender's `PoseBone.matrix_basis`. The 3x3 block is a rotation for every joint;
+    the translation is zero except where a root moves. Posed world matrices follow
+    `W_j = W_parent @ inv(R_parent) @ R_j @ pose_j`, for a root `W_j = R_j @ pose_j` (R = `rest`).
+    None = the rest pose (every transform the identity)."""
+    rest_pose: str = ""
+    """Which standard rest `rest` is, for labels: "A", "T", or "" (a model's native or other rest);
+    see REST_POSES."""
 
     @property
     def n_joints(self) -> int:
@@ -167,6 +196,12 @@ class HumanAsset:
             if layer.kind == kind:
                 return layer
         raise KeyError(f"no {kind!r} layer; layers are {[lay.kind for lay in self.layers]}")
+
+
+def schema_version_for(asset: HumanAsset) -> int:
+    """The lowest schema version that holds `asset`, which is what encoders write: 2 when the rig
+    carries a pose, else 1, so assets without a pose stay readable by v1 readers."""
+    return 2 if asset.rig is not None and asset.rig.pose is not None else 1
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 
-from .gltf import smooth_normals
+from .geometry import smooth_normals
 from .schema import LAYER_KINDS, HumanAsset, Layer, Mesh, Provenance, Rig, Skin, Texture
 
 

@@ -2,7 +2,8 @@
 
 Layers are open tubes around the Z axis; the rig has a roll and a sideways bone, so bone
 orientation is really checked; one layer has all-distinct weights (the importer's exact-sort path)
-and one has weights shared along vertex rings (its run-length path).
+and one has weights shared along vertex rings (its run-length path). `posed=True` adds a pose
+(`Rig.pose`): every joint turned, the root moved; `lbs_posed` is where it puts the vertices.
 """
 
 from __future__ import annotations
@@ -64,8 +65,36 @@ def _rotation(axis_y: np.ndarray, roll_deg: float) -> np.ndarray:
     return np.stack([x, y, z], 1)
 
 
-def make_test_asset(schema: Any, *, seed: int = 0) -> Any:
-    """A 3-layer rigged asset (Body, Top, Shoes) built from the vendored schema module `schema`."""
+def sample_pose(n_joints: int) -> np.ndarray:
+    """(J, 4, 4) float32: joint j turned 20 + 10 j degrees about an axis of its own; the root (joint 0)
+    also moved, as a fitted pose moves the pelvis."""
+    pose = np.tile(np.eye(4, dtype=np.float32), (n_joints, 1, 1))
+    for j in range(n_joints):
+        pose[j, :3, :3] = _rotation(np.array([np.sin(j + 1.0), 1.0, np.cos(2.0 * j)]), 20.0 + 10.0 * j).T
+    pose[0, :3, 3] = (0.05, -0.1, 0.02)
+    return pose
+
+
+def lbs_posed(rig: Any, skin: Any, vertices: np.ndarray) -> np.ndarray:
+    """(N, 3) float64 rest vertices posed by `rig.pose` with linear blend skinning, written from the
+    schema's formulas: W_j = W_parent @ inv(R_parent) @ R_j @ P_j (root: R_j @ P_j), v' = sum w S_j v."""
+    rest = np.asarray(rig.rest, np.float64)
+    pose = np.asarray(rig.pose, np.float64)
+    world = np.zeros_like(rest)
+    done = np.zeros(len(rest), bool)
+    while not done.all():  # parents first, whatever the order
+        for j, p in enumerate(np.asarray(rig.parents).tolist()):
+            if not done[j] and (p < 0 or done[p]):
+                world[j] = (rest[j] if p < 0 else world[p] @ np.linalg.inv(rest[p]) @ rest[j]) @ pose[j]
+                done[j] = True
+    skinning = world @ np.linalg.inv(rest)
+    m = np.einsum("nk,nkab->nab", np.asarray(skin.weights, np.float64), skinning[np.asarray(skin.joints, np.int64)])
+    return np.einsum("nab,nb->na", m[:, :3, :3], np.asarray(vertices, np.float64)) + m[:, :3, 3]
+
+
+def make_test_asset(schema: Any, *, seed: int = 0, posed: bool = False) -> Any:
+    """A 3-layer rigged asset (Body, Top, Shoes) built from the vendored schema module `schema`; with
+    `posed`, its rig carries `sample_pose` and names the rest "A"."""
     rng = np.random.default_rng(seed)
     heads = [(0.0, 0.0, 0.9), (0.0, 0.0, 1.2), (0.0, 0.0, 1.5), (0.05, 0.0, 1.4)]
     axes = [(0, 0, 1), (0, 0, 1), (0, 0, 1), (1, 0, 0)]
@@ -77,6 +106,8 @@ def make_test_asset(schema: Any, *, seed: int = 0) -> Any:
         rest[i, :3, 3] = heads[i]
     rig = schema.Rig("test", ["pelvis", "spine", "head", "left_arm"], np.array([-1, 0, 1, 1], np.int32), rest,
                      lengths)
+    if posed:
+        rig.pose, rig.rest_pose = sample_pose(4), "A"
 
     layers = []
     # Body: distinct random weights over 2 joints per vertex.

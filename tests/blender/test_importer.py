@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 import pytest
 
-from .asset_builder import make_test_asset
+from .asset_builder import lbs_posed, make_test_asset
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,18 @@ def asset(lib):
 def asset_file(lib, asset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("assets") / "tester.strata"
     lib.container.save(asset, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def posed_asset(lib):
+    return make_test_asset(lib.schema, posed=True)
+
+
+@pytest.fixture(scope="module")
+def posed_file(lib, posed_asset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("assets") / "posed.strata"
+    lib.container.save(posed_asset, path)
     return path
 
 
@@ -215,11 +227,12 @@ def test_degenerate_triangles_are_dropped_with_their_uvs(addon, lib, fresh_scene
     assert len(mesh.uv_layers["UVMap"].uv) == 6
 
 
-def test_import_is_one_undo_step(fresh_scene, asset_file: Path) -> None:
-    """Undo takes the whole human away and redo brings it back, objects, armature and weights. (From a
-    script, operators push an undo step only when asked, as the UI does when a user clicks Import.)"""
+def test_import_is_one_undo_step(fresh_scene, posed_file: Path, posed_asset) -> None:
+    """Undo takes the whole human away and redo brings it back, objects, armature, weights and pose.
+    (From a script, operators push an undo step only when asked, as the UI does when a user clicks
+    Import.)"""
     bpy.ops.ed.undo_push(message="before the import")
-    assert bpy.ops.strata.import_asset("EXEC_DEFAULT", True, filepath=str(asset_file), name="undoable") == {"FINISHED"}
+    assert bpy.ops.strata.import_asset("EXEC_DEFAULT", True, filepath=str(posed_file), name="undoable") == {"FINISHED"}
     assert "undoable" in bpy.data.collections
     assert bpy.ops.ed.undo() == {"FINISHED"}
     assert "undoable" not in bpy.data.collections
@@ -229,3 +242,53 @@ def test_import_is_one_undo_step(fresh_scene, asset_file: Path) -> None:
     objs = {obj.name: obj for obj in human.objects}
     assert set(objs) == {"Body", "Top", "Shoes", "undoable Rig"}
     assert len(objs["Body"].vertex_groups) > 0 and objs["Body"].modifiers["Armature"].object is objs["undoable Rig"]
+    bones = objs["undoable Rig"].pose.bones
+    for name, pose in zip(posed_asset.rig.joint_names, posed_asset.rig.pose, strict=True):
+        np.testing.assert_allclose(np.array(bones[name].matrix_basis), pose, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# the rest-pose contract: meshes and edit bones in the rest pose, the pose on the pose bones
+
+
+def _evaluated_vertices(obj) -> np.ndarray:
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(3 * len(mesh.vertices), np.float32)
+        mesh.vertices.foreach_get("co", co)
+    finally:
+        evaluated.to_mesh_clear()
+    return co.reshape(-1, 3)
+
+
+def test_pose_goes_on_the_pose_bones_and_deforms_the_rest_meshes(fresh_scene, posed_file: Path, posed_asset) -> None:
+    assert bpy.ops.strata.import_asset(filepath=str(posed_file)) == {"FINISHED"}
+    objs = _objects(bpy.data.collections["posed"])
+    arm = objs["posed Rig"]
+    rig = posed_asset.rig
+    assert arm["strata_rest_pose"] == "A"
+    for i, name in enumerate(rig.joint_names):
+        bone = arm.pose.bones[name]
+        assert bone.rotation_mode == "QUATERNION"
+        np.testing.assert_allclose(np.array(bone.matrix_basis), rig.pose[i], atol=1e-5)
+        np.testing.assert_allclose(np.array(arm.data.bones[name].matrix_local), rig.rest[i], atol=1e-5)  # rest kept
+    for obj in objs.values():  # the garment mask would drop body vertices from the evaluated mesh
+        for mod in getattr(obj, "modifiers", []):
+            if mod.type == "MASK":
+                mod.show_viewport = False
+    for layer in posed_asset.layers:
+        want = lbs_posed(rig, layer.skin, layer.mesh.vertices)
+        assert np.abs(want - layer.mesh.vertices).max() > 0.05  # the pose really moves every layer
+        np.testing.assert_allclose(_evaluated_vertices(objs[layer.name]), want, atol=1e-4, err_msg=layer.name)
+    arm.data.pose_position = "REST"  # the armature's Rest Position: the stored (A-pose) meshes
+    for layer in posed_asset.layers:
+        np.testing.assert_allclose(_evaluated_vertices(objs[layer.name]), layer.mesh.vertices, atol=1e-5,
+                                   err_msg=layer.name)
+
+
+def test_asset_without_pose_imports_in_its_rest(imported, asset) -> None:
+    arm = _objects(imported)["tester Rig"]
+    assert arm["strata_rest_pose"] == ""
+    for bone in arm.pose.bones:
+        np.testing.assert_array_equal(np.array(bone.matrix_basis), np.eye(4))

@@ -1,0 +1,219 @@
+"""Linear blend skinning between a rest pose and a posed one: forward kinematics, its inverse, and
+moving vertices both ways. numpy only, float64 inside, every result float64.
+
+The HumanAsset stores meshes in the rig's (standard A or T) rest pose and the fitted pose as one local
+transform per joint (``Rig.pose``, docs/asset-format.md); these functions convert between the two.
+Conventions (the same as :mod:`.base` and Blender's):
+
+* ``R`` (J, 4, 4): rest world matrices; ``W`` (J, 4, 4): posed world matrices (column vectors,
+  ``p_world = M @ [x, y, z, 1]``).
+* ``P`` (J, 4, 4): the pose, each joint's transform relative to its rest in its own rest frame,
+  i.e. Blender's ``PoseBone.matrix_basis``:
+  ``W_j = W_parent @ inv(R_parent) @ R_j @ P_j``, and for a root ``W_j = R_j @ P_j``.
+* Skinning: ``S_j = W_j @ inv(R_j)`` takes a rest point to where joint j carries it, and a rest vertex
+  moves to ``v' = (sum_k w_k S_jk) v`` (linear blend skinning, the armature modifier's and glTF's).
+
+Parents may come after their children in the arrays; several roots are fine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import topological_order
+
+#: Translations shorter than this (metres, in the joint's rest frame) are float noise, not a move:
+#: :func:`local_pose` sets them to exactly 0, so only the joints that really move get a location.
+TRANSLATION_TOL = 1e-6
+
+#: :func:`unpose_vertices` treats a vertex's blended 3x3 as singular below this |determinant|. A blend
+#: of two rotations at angle theta to each other has determinant cos(theta / 2)^2, so 1e-4 is reached
+#: only by joints turned about 179 degrees against each other, where inverting amplifies errors 100x.
+MIN_BLEND_DET = 1e-4
+
+
+def posed_world(rest_world: np.ndarray, parents: np.ndarray, pose: np.ndarray | None) -> np.ndarray:
+    """(J, 4, 4) posed world matrices from the rest ones and the local pose (forward kinematics).
+
+    ``pose`` is (J, 4, 4) (``Rig.pose``), or (J, 3, 3) rotations (:meth:`BodyModel.forward`'s
+    ``pose``), or None for the rest pose. Parents are visited before their children whatever the
+    array order."""
+    rest = _matrices(rest_world, "rest_world")
+    n = len(rest)
+    parents = _parents(parents, n)
+    local = rest.copy()
+    if pose is not None:
+        local = local @ _pose_matrices(pose, n)
+    child = parents >= 0
+    local[child] = affine_inverse(rest[parents[child]]) @ local[child]  # inv(R_p) @ R_j @ P_j
+    world = local.copy()  # roots are done: W = R @ P
+    for level in _levels(parents)[1:]:
+        world[level] = world[parents[level]] @ local[level]
+    return world
+
+
+def local_pose(
+    rest_world: np.ndarray,
+    posed_world: np.ndarray,
+    parents: np.ndarray,
+    *,
+    translation_tol: float = TRANSLATION_TOL,
+) -> np.ndarray:
+    """(J, 4, 4) local pose ``P`` that takes ``rest_world`` to ``posed_world``: the inverse of
+    :func:`posed_world`, ``P_j = inv(R_j) @ R_parent @ inv(W_parent) @ W_j`` (a root:
+    ``inv(R_j) @ W_j``).
+
+    It reproduces ``posed_world`` exactly, so a joint gets a translation only where its posed head
+    is not where its parent carries it (a moving root, a stretched bone). Translations shorter than
+    ``translation_tol`` are float noise in the inputs and become exactly 0 (pass 0 to keep them).
+    The 3x3 blocks are not re-orthonormalised: rigid inputs give rotations."""
+    rest = _matrices(rest_world, "rest_world")
+    posed = _matrices(posed_world, "posed_world", len(rest))
+    parents = _parents(parents, len(rest))
+    relative = posed.copy()
+    child = parents >= 0
+    relative[child] = rest[parents[child]] @ affine_inverse(posed[parents[child]]) @ posed[child]
+    pose = affine_inverse(rest) @ relative
+    pose[:, 3] = (0.0, 0.0, 0.0, 1.0)
+    small = np.linalg.norm(pose[:, :3, 3], axis=1) < translation_tol
+    pose[small, :3, 3] = 0.0
+    return pose
+
+
+def skinning_transforms(rest_world: np.ndarray, posed_world: np.ndarray) -> np.ndarray:
+    """(J, 4, 4) ``posed @ inv(rest)``: where each joint carries a point given in the rest pose."""
+    rest = _matrices(rest_world, "rest_world")
+    return _matrices(posed_world, "posed_world", len(rest)) @ affine_inverse(rest)
+
+
+def blend(joints: np.ndarray, weights: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) per-vertex blend ``sum_k weights[n, k] * transforms[joints[n, k]]`` (top-k skin)."""
+    j, w = _skin(joints, weights)
+    t = _matrices(transforms, "transforms")
+    if j.size and (j.min() < 0 or j.max() >= len(t)):
+        raise ValueError(f"joint index {int(j.max()) if j.max() >= len(t) else int(j.min())} out of range: "
+                         f"{len(t)} transforms")
+    out = np.zeros((len(j), 4, 4))
+    for k in range(j.shape[1]):  # one slot at a time: N x 16 temporaries, not N x K x 16
+        out += w[:, k, None, None] * t[j[:, k]]
+    return out
+
+
+def pose_vertices(
+    vertices: np.ndarray,
+    joints: np.ndarray,
+    weights: np.ndarray,
+    rest_world: np.ndarray,
+    posed_world: np.ndarray,
+) -> np.ndarray:
+    """(N, 3) rest-pose vertices moved into the posed skeleton by linear blend skinning."""
+    v = _points(vertices)
+    m = blend(joints, weights, skinning_transforms(rest_world, posed_world))
+    if len(m) != len(v):
+        raise ValueError(f"{len(v)} vertices but {len(m)} skin rows")
+    return np.einsum("nab,nb->na", m[:, :3, :3], v) + m[:, :3, 3]
+
+
+def unpose_vertices(
+    vertices: np.ndarray,
+    joints: np.ndarray,
+    weights: np.ndarray,
+    rest_world: np.ndarray,
+    posed_world: np.ndarray,
+    *,
+    min_det: float = MIN_BLEND_DET,
+    strict: bool = False,
+) -> np.ndarray:
+    """(N, 3) rest-pose vertices that :func:`pose_vertices` takes to ``vertices`` (posed): each
+    vertex's blended transform inverted, so ``pose_vertices(unpose_vertices(v)) == v`` up to rounding.
+
+    A vertex whose blended 3x3 has ``|det| < min_det`` (its joints' transforms nearly cancel) cannot be
+    inverted reliably: with ``strict`` that raises ValueError, otherwise the vertex follows its
+    dominant joint back rigidly (exact for that joint alone; such vertices do not round-trip)."""
+    v = _points(vertices)
+    j, w = _skin(joints, weights)
+    skinning = skinning_transforms(rest_world, posed_world)
+    m = blend(j, w, skinning)
+    if len(m) != len(v):
+        raise ValueError(f"{len(v)} vertices but {len(m)} skin rows")
+    a, t = m[:, :3, :3], m[:, :3, 3]
+    det = np.linalg.det(a)
+    singular = ~(np.abs(det) >= min_det)
+    if singular.any() and strict:
+        first = int(np.flatnonzero(singular)[0])
+        raise ValueError(
+            f"{int(singular.sum())} vertices have a near-singular blended transform (|det| < {min_det:g}), e.g. "
+            f"vertex {first} (det {det[first]:.3g}, joints {j[first].tolist()}, weights {w[first].round(3).tolist()}): "
+            "its joints are turned almost opposite each other, so LBS cannot be undone there")
+    out = np.empty_like(v)
+    ok = ~singular
+    out[ok] = np.linalg.solve(a[ok], (v[ok] - t[ok])[..., None])[..., 0]
+    if singular.any():
+        dominant = j[singular, np.argmax(w[singular], axis=1)]
+        back = affine_inverse(skinning[dominant])
+        out[singular] = np.einsum("nab,nb->na", back[:, :3, :3], v[singular]) + back[:, :3, 3]
+    return out
+
+
+def affine_inverse(m: np.ndarray) -> np.ndarray:
+    """Inverse of affine 4x4 matrices (..., 4, 4): ``[A t; 0 1] -> [inv(A) -inv(A) t; 0 1]``."""
+    m = np.asarray(m, np.float64)
+    out = np.zeros_like(m)
+    a_inv = np.linalg.inv(m[..., :3, :3])
+    out[..., :3, :3] = a_inv
+    out[..., :3, 3] = -np.einsum("...ab,...b->...a", a_inv, m[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+# --- internals ------------------------------------------------------------------------------------------
+
+
+def _matrices(m: np.ndarray, name: str, n: int | None = None) -> np.ndarray:
+    out = np.asarray(m, np.float64)
+    if out.ndim != 3 or out.shape[1:] != (4, 4) or (n is not None and len(out) != n):
+        want = f"({n}, 4, 4)" if n is not None else "(J, 4, 4)"
+        raise ValueError(f"{name} must be {want} matrices, got shape {out.shape}")
+    return out
+
+
+def _pose_matrices(pose: np.ndarray, n: int) -> np.ndarray:
+    p = np.asarray(pose, np.float64)
+    if p.shape == (n, 3, 3):
+        out = np.tile(np.eye(4), (n, 1, 1))
+        out[:, :3, :3] = p
+        return out
+    if p.shape != (n, 4, 4):
+        raise ValueError(f"pose must be ({n}, 4, 4) or ({n}, 3, 3), got shape {p.shape}")
+    return p
+
+
+def _parents(parents: np.ndarray, n: int) -> np.ndarray:
+    p = np.asarray(parents, np.int64).reshape(-1)
+    if len(p) != n or (n and (p.min() < -1 or p.max() >= n)):
+        raise ValueError(f"parents must be {n} indices in -1..{n - 1}, got {np.asarray(parents).tolist()[:8]}...")
+    return p
+
+
+def _levels(parents: np.ndarray) -> list[np.ndarray]:
+    """Joint indices grouped by depth (roots first), so each group's parents are already posed."""
+    depth = np.zeros(len(parents), np.int64)
+    for j in topological_order(parents):  # ValueError for a cycle
+        if parents[j] >= 0:
+            depth[j] = depth[parents[j]] + 1
+    return [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1 if len(depth) else 0)]
+
+
+def _skin(joints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    j = np.asarray(joints).astype(np.int64, copy=False)
+    w = np.asarray(weights, np.float64)
+    if j.ndim != 2 or j.shape != w.shape:
+        raise ValueError(f"joints and weights must both be (N, K), got {j.shape} and {w.shape}")
+    return j, w
+
+
+def _points(vertices: np.ndarray) -> np.ndarray:
+    v = np.asarray(vertices, np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must be (N, 3), got shape {v.shape}")
+    return v
