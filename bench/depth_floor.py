@@ -28,8 +28,8 @@ from strata.core.reconstruct.evaluate import side_view_iou, vertex_parts
 from strata.core.reconstruct.posing import Poser
 from strata.core.reconstruct.synthetic import random_pose, random_shape
 
-#: Leg bone -> the joint it points at.
-LEG_BONES = {"upperleg01": "lowerleg01", "lowerleg01": "foot"}
+#: Leg bone role -> the role of the joint it points at (names through the body's joint map).
+LEG_BONES = {"thigh": "shin", "shin": "foot"}
 
 
 def person(body: object, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +39,10 @@ def person(body: object, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return shape, random_pose(body, shape, rng)  # type: ignore[arg-type]
 
 
-def leg_directions(poser: Poser) -> dict[str, np.ndarray]:
-    return {f"{a}.{s}": poser.direction(f"{a}.{s}", f"{b}.{s}") for s in ("L", "R") for a, b in LEG_BONES.items()}
+def leg_directions(poser: Poser) -> dict[tuple[str, str], np.ndarray]:
+    """(role, side) -> the leg bone's current unit direction."""
+    jm = poser.joint_map
+    return {(a, s): poser.direction(jm.side(a, s), jm.side(b, s)) for s in ("L", "R") for a, b in LEG_BONES.items()}
 
 
 def main() -> None:
@@ -48,14 +50,15 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=16, help="bench people (seeds 0..N-1)")
     args = parser.parse_args()
     body = get_body_model("anny")
+    jm = body.joint_map
     parts = vertex_parts(body)
     faces = np.asarray(body.faces, np.int64)
 
     depth: dict[str, list[float]] = {bone: [] for bone in LEG_BONES}
     for seed in range(2000, 2200):  # the population, disjoint from the bench's seeds
         shape, pose = person(body, seed)
-        for name, d in leg_directions(Poser(body.rest_skeleton(shape), pose)).items():
-            depth[name.split(".")[0]].append(float(d[1]))
+        for (role, _), d in leg_directions(Poser(body.rest_skeleton(shape), pose, body.joint_map)).items():
+            depth[role].append(float(d[1]))
     mean = {bone: float(np.mean(v)) for bone, v in depth.items()}
     spread = {bone: float(np.degrees(np.std(np.arcsin(v)))) for bone, v in depth.items()}
     print("leg bones' depth tilt in the population: "
@@ -64,15 +67,16 @@ def main() -> None:
     rows = []
     for seed in range(args.people):
         shape, pose = person(body, seed)
-        poser = Poser(body.rest_skeleton(shape), pose)
+        poser = Poser(body.rest_skeleton(shape), pose, body.joint_map)
         targets = {}
-        for name, d in leg_directions(poser).items():
-            y = mean[name.split(".")[0]]
+        for (role, side), d in leg_directions(poser).items():
+            y = mean[role]
             plane = np.array([d[0], 0.0, d[2]])
-            targets[name] = plane / np.linalg.norm(plane) * np.sqrt(1.0 - y * y) + np.array([0.0, y, 0.0])
+            aimed = plane / np.linalg.norm(plane) * np.sqrt(1.0 - y * y) + np.array([0.0, y, 0.0])
+            targets[jm.side(role, side)] = aimed
         poser.aim_limbs(targets)
         for side in ("L", "R"):
-            poser.aim(f"foot.{side}", f"toe3-1.{side}", np.array([0.0, -0.92, -0.39]))
+            poser.aim(jm.side("foot", side), jm.side("toe", side), np.array([0.0, -0.92, -0.39]))
         with torch.no_grad():
             truth = body.forward(torch.as_tensor(shape)[None], torch.as_tensor(pose)[None]).vertices[0].numpy()
             guess = body.forward(torch.as_tensor(shape)[None], torch.as_tensor(poser.as_float32())[None])

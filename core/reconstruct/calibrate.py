@@ -24,7 +24,7 @@ import numpy as np
 
 from ..body.base import BodyModel
 from ..pose.keypoints import LANDMARK_NAMES
-from .keypoints import JOINT_ANCHORS, VERTEX_ANCHOR_JOINTS
+from .keypoints import JOINT_ANCHORS, VERTEX_ANCHOR_JOINTS, anchor_joint
 
 #: Body parts (anny's face_parts) holding the candidate vertices of each vertex landmark group.
 _PARTS = {"head": ("head", "eye_front.L", "eye_front.R"), "hand.L": ("hand.L",), "hand.R": ("hand.R",),
@@ -84,8 +84,8 @@ def solve(body: BodyModel, data: dict[str, np.ndarray], clip_px: float = 40.0) -
     joints = data["joints"]
     offsets: dict[str, tuple[float, float, float]] = {}
     report: dict[str, tuple[float, float]] = {}
-    for name, (jname, _) in JOINT_ANCHORS.items():
-        i, j = LANDMARK_NAMES.index(name), body.joint_index(jname)
+    for name in JOINT_ANCHORS:
+        i, j = LANDMARK_NAMES.index(name), body.joint_index(anchor_joint(body, name))
         head = joints[:, j, :3, 3]
         r = kp[:, i] - _project(data, head[:, None])[:, 0]  # (S, 2)
         a = data["scale"][:, None, None] * np.einsum("sij,sjk->sik", data["rot"][:, :2], joints[:, j, :3, :3])
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {name:18s} {report[name][0]:6.1f} -> {report[name][1]:6.1f}")
     print("JOINT_ANCHORS = {")
     for name, off in offsets.items():
-        print(f'    "{name}": ("{JOINT_ANCHORS[name][0]}", {off}),')
+        role, side = JOINT_ANCHORS[name][0]
+        print(f'    "{name}": (("{role}", "{side}"), {off}),')
     print("}\nVERTEX_ANCHORS = {")
     for name, v in vertices.items():
         print(f'    "{name}": {v},')

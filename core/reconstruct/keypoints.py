@@ -33,20 +33,21 @@ if TYPE_CHECKING:
 
     from ..body.base import BodyModel
 
-#: Joint anchors: landmark -> (joint name, offset (x, y, z) metres in the joint's posed frame).
-JOINT_ANCHORS: dict[str, tuple[str, tuple[float, float, float]]] = {
-    "left_shoulder": ("upperarm01.L", (-0.006, -0.0145, 0.0159)),
-    "right_shoulder": ("upperarm01.R", (0.0055, -0.022, 0.0129)),
-    "left_elbow": ("lowerarm01.L", (-0.0057, -0.008, 0.0439)),
-    "right_elbow": ("lowerarm01.R", (0.0008, -0.0038, 0.0558)),
-    "left_wrist": ("wrist.L", (0.0028, 0.0002, 0.0071)),
-    "right_wrist": ("wrist.R", (-0.0093, 0.0023, 0.012)),
-    "left_hip": ("upperleg01.L", (-0.0162, 0.0143, -0.0393)),
-    "right_hip": ("upperleg01.R", (0.0233, 0.011, -0.0351)),
-    "left_knee": ("lowerleg01.L", (-0.0067, 0.0046, 0.0075)),
-    "right_knee": ("lowerleg01.R", (0.0111, 0.0034, 0.0078)),
-    "left_ankle": ("foot.L", (0.0024, -0.0164, -0.0284)),
-    "right_ankle": ("foot.R", (0.0053, -0.0133, -0.0281)),
+#: Joint anchors: landmark -> ((joint role, side), offset (x, y, z) metres in the joint's posed frame). Roles
+#: are the body's :class:`~strata.core.body.joint_map.JointMap`'s; the offsets are calibrated on anny.
+JOINT_ANCHORS: dict[str, tuple[tuple[str, str], tuple[float, float, float]]] = {
+    "left_shoulder": (("upper_arm", "L"), (-0.006, -0.0145, 0.0159)),
+    "right_shoulder": (("upper_arm", "R"), (0.0055, -0.022, 0.0129)),
+    "left_elbow": (("forearm", "L"), (-0.0057, -0.008, 0.0439)),
+    "right_elbow": (("forearm", "R"), (0.0008, -0.0038, 0.0558)),
+    "left_wrist": (("wrist", "L"), (0.0028, 0.0002, 0.0071)),
+    "right_wrist": (("wrist", "R"), (-0.0093, 0.0023, 0.012)),
+    "left_hip": (("thigh", "L"), (-0.0162, 0.0143, -0.0393)),
+    "right_hip": (("thigh", "R"), (0.0233, 0.011, -0.0351)),
+    "left_knee": (("shin", "L"), (-0.0067, 0.0046, 0.0075)),
+    "right_knee": (("shin", "R"), (0.0111, 0.0034, 0.0078)),
+    "left_ankle": (("foot", "L"), (0.0024, -0.0164, -0.0284)),
+    "right_ankle": (("foot", "R"), (0.0053, -0.0133, -0.0281)),
 }
 
 #: Vertex anchors on anny's mesh (topology "anny", shared by all its rigs): landmark -> vertex index.
@@ -74,7 +75,7 @@ VERTEX_ANCHORS: dict[str, int] = {
     "right_foot_index": 4990,
 }
 
-#: The joint a vertex landmark moves with (used by calibration to pick candidate vertices and as a fallback
+#: The anny joint a vertex landmark moves with (used by calibration to pick candidate vertices and as a fallback
 #: joint anchor before calibration).
 VERTEX_ANCHOR_JOINTS: dict[str, str] = {
     "nose": "head",
@@ -144,8 +145,8 @@ class LandmarkMap:
         import torch
 
         with torch.no_grad():
-            out = self.landmarks(torch.as_tensor(vertices, dtype=torch.float32)[None],
-                                 torch.as_tensor(joint_world, dtype=torch.float32)[None])
+            out = self.landmarks(torch.as_tensor(vertices, dtype=torch.float32, device="cpu")[None],
+                                 torch.as_tensor(joint_world, dtype=torch.float32, device="cpu")[None])
         return out[0].numpy()
 
     @property
@@ -156,17 +157,22 @@ class LandmarkMap:
         return self.names.index(name)
 
 
+def anchor_joint(body: BodyModel, landmark: str) -> str:
+    """The joint a joint-anchored landmark (a key of :data:`JOINT_ANCHORS`) hangs on, in ``body``'s rig."""
+    role, side = JOINT_ANCHORS[landmark][0]
+    return body.joint_map.side(role, side)
+
+
 def landmark_map(body: BodyModel) -> LandmarkMap:
-    """The landmark map of ``body`` (an anny model: the anchors name anny-rig joints and anny vertices)."""
+    """The landmark map of ``body`` (anny's default rig: the vertex anchors name anny vertices and joints)."""
     names = LANDMARK_NAMES
     joint = np.zeros(len(names), np.int64)
     offset = np.zeros((len(names), 3), np.float32)
     vertex = np.full(len(names), -1, np.int64)
     for i, name in enumerate(names):
         if name in JOINT_ANCHORS:
-            jname, off = JOINT_ANCHORS[name]
-            joint[i] = body.joint_index(jname)
-            offset[i] = off
+            joint[i] = body.joint_index(anchor_joint(body, name))
+            offset[i] = JOINT_ANCHORS[name][1]
         elif name in VERTEX_ANCHORS and VERTEX_ANCHORS[name] < body.num_vertices:
             vertex[i] = VERTEX_ANCHORS[name]
             joint[i] = body.joint_index(VERTEX_ANCHOR_JOINTS[name])

@@ -17,21 +17,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..body.base import BodyModel, Skeleton, forward_kinematics_np, rotation_between, world_to_local_rotation
-
-#: The joints the fit and the generator move on anny's default rig, as (name, role). The "01" limb bones are
-#: the anatomical joints; the "02" bones are twist helpers that stay at rest.
-ANNY_LIMBS: dict[str, tuple[str, str]] = {
-    # bone: (bone whose head the bone aims at, description)
-    "upperarm01.L": ("lowerarm01.L", "left upper arm"),
-    "lowerarm01.L": ("wrist.L", "left forearm"),
-    "upperarm01.R": ("lowerarm01.R", "right upper arm"),
-    "lowerarm01.R": ("wrist.R", "right forearm"),
-    "upperleg01.L": ("lowerleg01.L", "left thigh"),
-    "lowerleg01.L": ("foot.L", "left shin"),
-    "upperleg01.R": ("lowerleg01.R", "right thigh"),
-    "lowerleg01.R": ("foot.R", "right shin"),
-}
+from ..body.base import (
+    BodyModel,
+    BodyModelError,
+    Skeleton,
+    forward_kinematics_np,
+    rotation_between,
+    world_to_local_rotation,
+)
+from ..body.joint_map import JointMap
 
 
 def rot_x(deg: float) -> np.ndarray:
@@ -74,14 +68,21 @@ class Poser:
     (aim the forearm *after* the upper arm moved).
     """
 
-    def __init__(self, skeleton: Skeleton, pose: np.ndarray | None = None) -> None:
+    def __init__(self, skeleton: Skeleton, pose: np.ndarray | None = None, joint_map: JointMap | None = None) -> None:
         self.skeleton = skeleton
+        #: The skeleton's joints by role (:mod:`strata.core.body.joint_map`): which bone aims at which.
+        self.joint_map = joint_map
         n = len(skeleton.joint_names)
         self.pose = np.tile(np.eye(3), (n, 1, 1)) if pose is None else np.asarray(pose, np.float64).copy()
 
     @classmethod
     def for_body(cls, body: BodyModel, shape: np.ndarray | None = None) -> Poser:
-        return cls(body.rest_skeleton(shape))
+        """A poser on ``body``'s rest skeleton for ``shape``, with the body's joint map if it has one."""
+        try:
+            joint_map: JointMap | None = body.joint_map
+        except BodyModelError:
+            joint_map = None
+        return cls(body.rest_skeleton(shape), joint_map=joint_map)
 
     def index(self, name: str) -> int:
         return self.skeleton.index(name)
@@ -107,8 +108,12 @@ class Poser:
         self.rotate_world(bone, rotation_between(self.direction(bone, toward), np.asarray(target, np.float64)))
 
     def aim_limbs(self, targets: dict[str, np.ndarray], limbs: dict[str, tuple[str, str]] | None = None) -> None:
-        """Aim several limb bones (keys of ``limbs``, default :data:`ANNY_LIMBS`), parents first."""
-        limbs = ANNY_LIMBS if limbs is None else limbs
+        """Aim several limb bones (keys of ``limbs``, default the joint map's :meth:`~JointMap.limbs`:
+        ``{bone: (joint it aims at, description)}``), parents first."""
+        if limbs is None:
+            if self.joint_map is None:
+                raise ValueError("aim_limbs needs limbs= or a Poser with a joint map")
+            limbs = self.joint_map.limbs()
         order = _parents_first([self.index(b) for b in targets], self.skeleton.parents)
         names = self.skeleton.joint_names
         for j in order:
