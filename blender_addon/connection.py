@@ -201,7 +201,11 @@ class Connection:
 
     def _refusal(self, kind: str) -> tuple[str, str] | None:
         """(code, message) when the server said in its welcome that it cannot run `kind`."""
-        kinds = self._welcome.get("capabilities", {}).get("job_kinds")
+        caps = self._welcome.get("capabilities", {})
+        kinds = caps.get("job_kinds")
+        refused = caps.get("unavailable_kinds") or {}
+        if isinstance(refused, dict) and kind in refused:  # protocol 1.1: known but cannot run here
+            return "unavailable", f"the server cannot run '{kind}' jobs: {refused[kind] or '?'}"
         if not isinstance(kinds, dict) or not kinds:
             return None
         if kind not in kinds:

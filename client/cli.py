@@ -181,7 +181,12 @@ def _run_job(args: argparse.Namespace, kind: str, params: dict[str, Any], out: P
         check_output(out)
     with _client(args) as client:
         welcome = client.hello()
-        info = welcome["capabilities"].get("job_kinds", {}).get(kind)
+        caps = welcome["capabilities"]
+        info = caps.get("job_kinds", {}).get(kind)
+        refused = (caps.get("unavailable_kinds") or {}).get(kind)
+        if info is None and refused:
+            _err(f"the server cannot run {kind!r} jobs: {refused}")
+            return EXIT_JOB_FAILED
         if info is None:
             _err(f"the server at {args.server} does not run {kind!r} jobs (server {welcome['server']})")
             return EXIT_PROTOCOL
@@ -302,17 +307,18 @@ def _print_capabilities(address: str, welcome: dict[str, Any]) -> None:
     print(f"models    {', '.join(caps.get('models_loaded') or []) or 'none loaded'}")
     print(f"queue     running {queue.get('running') or '-'}, {queue.get('queued', 0)} queued")
     print(f"data dir  {caps.get('data_dir', '?')}")
-    for name, info in caps.get("job_kinds", {}).items():
-        state = "available" if info.get("available") else f"unavailable ({info.get('unavailable_reason')})"
-        print(f"job       {name}: {state}")
+    for name in caps.get("job_kinds", {}):
+        print(f"job       {name}: available")
+    for name, reason in (caps.get("unavailable_kinds") or {}).items():
+        print(f"job       {name}: unavailable ({reason})")
     if caps.get("probe") != "done":
-        print("backends  (still probing; ask again in a few seconds)")
-    for stage, info in caps.get("backends", {}).items():
-        if not info.get("installed"):
-            print(f"backends  {stage}: not installed")
-            continue
-        names = [f"{b}" + ("" if v.get("ok") else " (unavailable)") for b, v in info.get("backends", {}).items()]
-        print(f"backends  {stage}: {', '.join(names) or '-'}")
+        print("backends  (still finding the device; ask again in a few seconds)")
+    for stage, found in caps.get("backends", {}).items():
+        ready = [name for name, v in found.items() if v.get("ok")]
+        print(f"backends  {stage}: {', '.join(ready) or 'none can run'}")
+        for name, v in found.items():
+            if not v.get("ok"):
+                print(f"            {name}: {v.get('reason') or 'unavailable'}")
 
 
 def _print_job(job: dict[str, Any]) -> None:

@@ -1,95 +1,44 @@
-"""What the server tells clients in `welcome`: job kinds, backends per stage, device, memory, models.
+"""What the server tells clients in `welcome`: runnable job kinds, backends per stage, device, memory, models.
 
-Finding the device and the backends means importing torch and the core stage packages, which takes
-seconds; a hello must answer in milliseconds. So a `Probe` runs once in a background thread (started
-by the first hello) and `welcome` carries whatever it has found so far (`probe: "running"|"done"`).
-Every stage is optional: a stage package that is absent or fails to import is reported, not fatal.
+Everything about backends comes from the one registry (:mod:`strata.core.backends`): each backend answers
+for itself whether it can run under the server's :class:`~strata.core.compute.ComputeEnv`, with the
+reason when it cannot. Resolving the environment means importing torch (seconds), and a hello must answer
+in milliseconds, so a `Probe` resolves it in a background thread started with the server; until it is done,
+`welcome` carries the answers that need no device (`probe: "running"`), and the worker waits for it before
+the first job.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
+from ..core.backends import REGISTRY
+from ..core.cache import ModelCache
+from ..core.compute import ComputeEnv
 from ..exchange.wire.jobs import spec_to_dict
-from ..exchange.wire.protocol import SUPPORTED_VERSIONS
+from ..exchange.wire.protocol import PROTOCOL_MINOR, SUPPORTED_VERSIONS
+from .config import ServerConfig
 from .kinds import JobKind
-from .kinds.base import module_exists
 from .logs import log_event
-from .models import ModelCache, memory_report
+from .models import memory_report
 from .version import SERVER_VERSION
 
 
-def _availability(value: Any) -> dict[str, Any]:
-    """core's Availability (ok + reason), a bool, or anything truthy, as {"ok": bool, "reason": str}."""
-    return {"ok": bool(value), "reason": str(getattr(value, "reason", "") or "")}
-
-
-def _segmentation() -> dict[str, Any]:
-    module = importlib.import_module("strata.core.segmentation")
-    return {name: _availability(a) for name, a in module.segmenter_availability().items()}
-
-
-def _pose() -> dict[str, Any]:
-    module = importlib.import_module("strata.core.pose")
-    return {"mediapipe": _availability(module.mediapipe_pose_availability())}
-
-
-def _render() -> dict[str, Any]:
-    module = importlib.import_module("strata.core.render.registry")
-    return {"torch": _availability(True), "nvdiffrast": _availability(module.nvdiffrast_available())}
-
-
-def _generic(package: str) -> Callable[[], dict[str, Any]]:
-    """Stages without a dedicated probe: `available_backends()` if the package defines it."""
-
-    def probe() -> dict[str, Any]:
-        module = importlib.import_module(package)
-        fn = getattr(module, "available_backends", None)
-        if not callable(fn):
-            return {}
-        found = fn()
-        if isinstance(found, dict):
-            return {str(name): _availability(a) for name, a in found.items()}
-        return {str(name): _availability(True) for name in found}
-
-    return probe
-
-
-STAGES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-    "segmentation": ("strata.core.segmentation", _segmentation),
-    "pose": ("strata.core.pose", _pose),
-    "render": ("strata.core.render", _render),
-    "body": ("strata.core.body", _generic("strata.core.body")),
-}
-"""Stage -> (package, probe). The probe returns {backend: {"ok": bool, "reason": str}}."""
-
-
-def detect_device() -> dict[str, Any]:
-    if not module_exists("torch"):
-        return {"type": "cpu", "name": "torch not installed"}
-    import torch
-
-    if torch.cuda.is_available():
-        index = torch.cuda.current_device()
-        return {"type": "cuda", "name": torch.cuda.get_device_name(index), "index": index,
-                "count": torch.cuda.device_count(), "torch": torch.__version__}
-    return {"type": "cpu", "name": "cpu", "torch": torch.__version__}
-
-
 class Probe:
-    """Device and backends, found once in the background."""
+    """The server's compute environment and the backends' availability under it, found once in the
+    background (``ComputeEnv.resolve`` imports torch to look for CUDA)."""
 
-    def __init__(self, log: logging.Logger) -> None:
+    def __init__(self, config: ServerConfig, log: logging.Logger) -> None:
+        self.config = config
         self.log = log
         self._lock = threading.Lock()
+        self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self.device: dict[str, Any] = {"type": "unknown", "name": "probing"}
+        self.env: ComputeEnv | None = None
+        self.error = ""
         self.backends: dict[str, Any] = {}
-        self.done = False
 
     def start(self) -> None:
         with self._lock:
@@ -99,45 +48,66 @@ class Probe:
 
     @property
     def state(self) -> str:
-        return "done" if self.done else ("running" if self._thread is not None else "not started")
+        return "done" if self._done.is_set() else ("running" if self._thread is not None else "not started")
+
+    def wait(self, timeout: float | None = None) -> ComputeEnv:
+        """The resolved environment (the worker calls this before its first job)."""
+        self.start()
+        self._done.wait(timeout)
+        return self.env or self._fallback()
+
+    def _fallback(self) -> ComputeEnv:
+        return ComputeEnv(weights_dir=self.config.weights_dir, smplx_dir=self.config.smplx_dir)
 
     def _run(self) -> None:
         try:
-            self.device = detect_device()
-        except Exception as exc:
-            self.device = {"type": "unknown", "name": f"device probe failed: {exc}"}
-        backends: dict[str, Any] = {}
-        for stage, (package, probe) in STAGES.items():
-            if not module_exists(package):
-                backends[stage] = {"installed": False, "backends": {}}
-                continue
-            try:
-                backends[stage] = {"installed": True, "backends": probe()}
-            except Exception as exc:  # a broken optional stage must not take the server down
-                backends[stage] = {"installed": True, "backends": {}, "error": f"{type(exc).__name__}: {exc}"}
-        self.backends = backends
-        self.done = True
-        log_event(self.log, "probe.done", device=self.device.get("name", ""),
-                  stages=",".join(s for s, b in backends.items() if b.get("installed")))
+            self.env = ComputeEnv.resolve(self.config.device, self.config.dtype, weights_dir=self.config.weights_dir,
+                                          smplx_dir=self.config.smplx_dir, threads=self.config.threads)
+        except Exception as exc:  # a broken torch or driver: say so, and run on the CPU
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.env = self._fallback()
+        try:
+            self.backends = REGISTRY.report(self.env)
+        except Exception as exc:  # a broken optional backend must not take the server down
+            self.error = self.error or f"{type(exc).__name__}: {exc}"
+        self._done.set()
+        ready = {stage: [b for b, v in found.items() if v["ok"]] for stage, found in self.backends.items()}
+        log_event(self.log, "probe.done", device=self.env.device, dtype=self.env.dtype,
+                  backends=" ".join(f"{s}={','.join(b) or '-'}" for s, b in ready.items()), error=self.error)
+
+    def snapshot(self) -> tuple[ComputeEnv | None, dict[str, Any]]:
+        """(environment, backend report) as known now: before the probe is done, the environment is None and
+        the report holds what needs no device (packages, weight files)."""
+        if self._done.is_set():
+            return self.env, self.backends
+        return None, REGISTRY.report(None)
 
 
-def job_kinds(kinds: dict[str, JobKind]) -> dict[str, Any]:
-    out = {}
+def job_kinds(kinds: dict[str, JobKind], env: ComputeEnv | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """(kinds that can run here, with their specs; {kind: why not} for the others)."""
+    ready, refused = {}, {}
     for name, kind in kinds.items():
-        reason = kind.unavailable()
-        out[name] = {**spec_to_dict(kind.spec), "available": reason is None, "unavailable_reason": reason or ""}
-    return out
+        reason = kind.unavailable(env)
+        if reason is None:
+            ready[name] = {**spec_to_dict(kind.spec), "available": True, "unavailable_reason": ""}
+        else:
+            refused[name] = reason
+    return ready, refused
 
 
 def capabilities(*, kinds: dict[str, JobKind], models: ModelCache, probe: Probe, data_dir: str,
-                 limits: dict[str, Any], queue: dict[str, Any], curve: bool,
-                 model_dirs: dict[str, str] | None = None) -> dict[str, Any]:
+                 limits: dict[str, Any], queue: dict[str, Any], curve: bool) -> dict[str, Any]:
+    env, backends = probe.snapshot()
+    ready, refused = job_kinds(kinds, env)
+    device = env.describe() if env is not None else {"type": "unknown", "name": "finding the device"}
     return {
         "server_version": SERVER_VERSION,
         "protocol_versions": list(SUPPORTED_VERSIONS),
-        "job_kinds": job_kinds(kinds),
-        "backends": probe.backends,
-        "device": probe.device,
+        "protocol_minor": PROTOCOL_MINOR,
+        "job_kinds": ready,
+        "unavailable_kinds": refused,
+        "backends": backends,
+        "device": device,
         "probe": probe.state,
         "memory": memory_report(),
         "models_loaded": models.loaded(),
@@ -145,5 +115,5 @@ def capabilities(*, kinds: dict[str, JobKind], models: ModelCache, probe: Probe,
         "limits": limits,
         "queue": queue,
         "curve": curve,
-        "model_dirs": model_dirs or {},
+        "model_dirs": {"weights": str(probe.config.weights_dir or ""), "smplx": str(probe.config.smplx_dir or "")},
     }

@@ -57,5 +57,11 @@ class ServerConfig:
     """Where the user put downloaded diffusion weights (PSHuman_Unclip_768_6views/ inside it)."""
     smplx_dir: Path | None = None
     """Where the user put SMPL-X model files (smplx/SMPLX_NEUTRAL.npz inside it)."""
+    device: str = "auto"
+    """Torch device for every stage ("auto": $STRATA_DEVICE, else CUDA when present, else the CPU)."""
+    dtype: str = "auto"
+    """Precision of learned networks ("auto": float16 on CUDA, float32 on the CPU)."""
+    threads: int | None | str = "auto"
+    """torch intra-op threads while a job runs ("auto": 1 on the CPU, torch's default on CUDA)."""
     shutdown_grace: float = 5.0
     """Seconds a cancelled running job gets to reach its next progress check at shutdown."""

@@ -19,6 +19,7 @@ import msgpack
 import zmq
 import zmq.auth.thread
 
+from ..core.cache import process_cache
 from ..exchange.asset import codec
 from ..exchange.wire import protocol
 from ..exchange.wire.jobs import JobSpec, job_spec
@@ -27,7 +28,7 @@ from .capabilities import Probe, capabilities
 from .config import ServerConfig
 from .kinds import KINDS, JobInput, JobKind
 from .logs import log_event
-from .models import ModelCache, memory_report
+from .models import memory_report
 from .security import bind_host
 from .store import JobRecord, JobStore, new_job_id
 from .version import SERVER_VERSION
@@ -48,8 +49,8 @@ class Server:
         self.kinds = kinds if kinds is not None else KINDS
         self.context = zmq.Context()
         self.store = JobStore(config.data_dir, config.keep_jobs, log)
-        self.models = ModelCache()
-        self.probe = Probe(log)
+        self.models = process_cache()
+        self.probe = Probe(config, log)
         self.stopping = False
         self.clean_exit = True
         self._closing = False
@@ -83,7 +84,8 @@ class Server:
         self._pair.setsockopt(zmq.LINGER, 0)
         sink = f"inproc://strata-worker-{secrets.token_hex(4)}"
         self._pair.bind(sink)
-        self._worker = Worker(self.context, sink, self.store, self.models, self.log, self.kinds)
+        self.probe.start()  # the compute environment, found while the server already answers
+        self._worker = Worker(self.context, sink, self.store, self.models, self.log, self.kinds, env=self.probe.wait)
         self._worker.start()
         log_event(self.log, "server.started", bind=self.config.bind, data_dir=str(self.config.data_dir),
                   version=SERVER_VERSION, curve=self.config.curve is not None, jobs_restored=restored)
@@ -339,8 +341,7 @@ class Server:
             limits={"max_message_bytes": self.config.max_message_bytes, "max_queue": self.config.max_queue,
                     "max_header_bytes": protocol.MAX_HEADER_BYTES},
             queue={"running": current.job_id if current else None, "queued": len(self.store.queued())},
-            curve=self.config.curve is not None,
-            model_dirs={"weights": str(self.config.weights_dir or ""), "smplx": str(self.config.smplx_dir or "")})
+            curve=self.config.curve is not None)
 
     def _submit(self, identity: bytes, msg: Message) -> None:
         if self._closing:

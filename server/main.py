@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="downloaded diffusion weights (PSHuman_Unclip_768_6views/ inside); $STRATA_WEIGHTS_DIR")
     p.add_argument("--smplx-dir", type=Path, default=None,
                    help="SMPL-X model files (smplx/SMPLX_NEUTRAL.npz inside); $STRATA_SMPLX_DIR")
+    p.add_argument("--device", default="auto",
+                   help="torch device for every stage: auto (CUDA when present), cpu, cuda, cuda:1 (default auto; "
+                        "$STRATA_DEVICE)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"],
+                   help="precision of learned networks (auto: float16 on CUDA, float32 on the CPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads while a job runs (default: 1 on a CPU server, torch's own on CUDA)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-json", action="store_true", help="log JSON lines instead of key=value text")
     p.add_argument("--max-message-mb", type=int, default=DEFAULT_MAX_MESSAGE_MB,
@@ -100,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = setup_logging(args.log_level, args.log_json, data_dir / "server.log")
-    if args.max_message_mb < 1 or args.max_queue < 1 or args.keep_jobs < 1:
-        log_event(log, "server.refused", logging.ERROR, reason="--max-message-mb, --max-queue and --keep-jobs "
-                  "must be at least 1")
+    if args.max_message_mb < 1 or args.max_queue < 1 or args.keep_jobs < 1 or (args.threads or 1) < 1:
+        log_event(log, "server.refused", logging.ERROR, reason="--max-message-mb, --max-queue, --keep-jobs and "
+                  "--threads must be at least 1")
         return 2
     try:
         curve = load_server_keys(args.curve_dir) if args.curve_dir is not None else None
@@ -119,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     config = ServerConfig(bind=args.bind, data_dir=data_dir, curve=curve,
                           max_message_bytes=args.max_message_mb << 20, max_queue=args.max_queue,
-                          keep_jobs=args.keep_jobs, weights_dir=weights_dir, smplx_dir=smplx_dir)
+                          keep_jobs=args.keep_jobs, weights_dir=weights_dir, smplx_dir=smplx_dir,
+                          device=args.device, dtype=args.dtype,
+                          threads=args.threads if args.threads is not None else "auto")
     server = Server(config, log)
     signal.signal(signal.SIGTERM, server.request_stop)
     signal.signal(signal.SIGINT, server.request_stop)

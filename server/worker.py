@@ -15,18 +15,20 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 import zmq
 
+from ..core.cache import ModelCache
+from ..core.compute import ComputeEnv
 from ..core.progress import Cancelled, Progress
 from ..exchange.asset import codec
 from ..exchange.asset.schema import HumanAsset
 from ..exchange.wire.protocol import PROTOCOL_VERSION, ErrorCode, JobState
 from .kinds import KINDS, Encoded, JobContext, JobKind
 from .logs import log_event
-from .models import ModelCache
 from .store import JobRecord, JobStore, ResultWriter
 from .version import SERVER_VERSION
 
@@ -124,13 +126,16 @@ class Worker(threading.Thread):
     """Takes job ids off `jobs` and runs them; `None` stops it."""
 
     def __init__(self, context: zmq.Context, sink_address: str, store: JobStore, models: ModelCache,
-                 log: logging.Logger, kinds: dict[str, JobKind] | None = None) -> None:
+                 log: logging.Logger, kinds: dict[str, JobKind] | None = None,
+                 env: Callable[[], ComputeEnv] = ComputeEnv) -> None:
         super().__init__(name="strata-worker", daemon=True)
         self.jobs: queue.Queue[str | None] = queue.Queue()
         self.store = store
         self.models = models
         self.log = log
         self.kinds = kinds if kinds is not None else KINDS
+        self.env = env
+        """Gives the server's compute environment (waits for the start-up probe the first time)."""
         self.current: JobRecord | None = None
         self._sink = EventSink(context, sink_address)
         self.writer = ResultWriter(store)
@@ -174,7 +179,7 @@ class Worker(threading.Thread):
         self._sink.post("progress", job_id=record.job_id, stage="start", fraction=0.0, text=record.kind, elapsed=0.0)
         progress = JobProgress(record, self._sink)
         ctx = JobContext(record.job_id, record.kind, record.params, record.inputs or {}, progress, self.models,
-                         self.log)
+                         self.log, self.env())
         frames: list[Any] | None = None
         try:
             progress.check()

@@ -306,9 +306,9 @@ def test_skin_texture_regions(body):
     size = 1024
     tex = body.skin_texture(tone="medium", size=size).astype(np.float32)
     names, part = body.face_parts()
-    from strata.core.body.texture import rasterize_uv
+    from strata.core.render.texture import uv_coverage
 
-    face_id = rasterize_uv(body.uvs, body.uv_faces, size)
+    face_id, _ = uv_coverage(body.uvs, body.uv_faces, size)
     texel_part = np.where(face_id >= 0, part[np.maximum(face_id, 0)], -1)
     skin = np.array((200, 150, 117), np.float32)
     eye = tex[texel_part == names.index("eye_front.L")]

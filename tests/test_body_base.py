@@ -17,7 +17,8 @@ from strata.core.body import (
     world_to_local_rotation,
 )
 from strata.core.body.base import topological_order
-from strata.core.body.texture import fill_gutters, paint_skin_texture, rasterize_uv, skin_tone_rgb
+from strata.core.body.texture import paint_skin_texture, skin_tone_rgb
+from strata.core.render.texture import fill_gutters, uv_coverage
 
 # --- imports and registry --------------------------------------------------------------------------------
 
@@ -51,13 +52,17 @@ def test_registry_errors():
 
 
 def test_missing_package_is_a_clear_error(monkeypatch):
-    import strata.core.body.registry as registry
+    import strata.core.registry as registry
+    from strata.core.cache import ModelCache
+    from strata.core.errors import UnavailableError
 
-    real = registry.importlib.util.find_spec
-    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda n, *a: None if n == "anny" else real(n, *a))
-    with pytest.raises(BodyModelError, match="pip install"):
-        get_body_model("anny", rig="cmu_mb", device="cpu:missing-package-test")
-    assert ("anny", "cmu_mb", "cpu:missing-package-test") not in registry.cached_body_models()
+    real = registry._module_present
+    monkeypatch.setattr(registry, "_module_present", lambda n: n != "anny" and real(n))
+    cache = ModelCache()
+    with pytest.raises(BodyModelError, match="pip install") as info:
+        get_body_model("anny", rig="cmu_mb", cache=cache)
+    assert isinstance(info.value, UnavailableError) and info.value.code == "unavailable"
+    assert cache.loaded() == []
 
 
 # --- kinematics helpers ----------------------------------------------------------------------------------
@@ -113,9 +118,10 @@ _UVS = np.array([[0.05, 0.05], [0.45, 0.05], [0.45, 0.9], [0.05, 0.9], [0.6, 0.2
 _UV_FACES = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6]])
 
 
-def test_rasterize_uv():
-    face_id = rasterize_uv(_UVS, _UV_FACES, 64)
-    assert face_id.shape == (64, 64) and face_id.dtype == np.int32
+def test_uv_coverage():
+    face_id, bary = uv_coverage(_UVS, _UV_FACES, 64)
+    assert face_id.shape == (64, 64) and bary.shape == (64, 64, 3)
+    np.testing.assert_allclose(bary[face_id >= 0].sum(1), 1.0, atol=1e-5)
     assert set(np.unique(face_id)) == {-1, 0, 1, 2}
     # v = 0.5, u = 0.25 is in the quad; row 0 is v = 1 (origin bottom-left)
     assert face_id[32, 16] in (0, 1)

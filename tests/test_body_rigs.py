@@ -11,7 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("anny")
 
-from strata.core.body import ANNY_RIGS, cached_body_models, forward_kinematics_np, get_body_model  # noqa: E402
+from strata.core.body import ANNY_RIGS, body_model_key, forward_kinematics_np, get_body_model  # noqa: E402
+from strata.core.cache import process_cache  # noqa: E402
+from strata.core.compute import ComputeEnv  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("rig", sorted(ANNY_RIGS))
 def test_rig(rig):
     body = get_body_model("anny", rig)
-    assert get_body_model("anny", rig) is body and ("anny", rig, "cpu") in cached_body_models()
+    assert get_body_model("anny", rig) is body and body_model_key("anny", rig, ComputeEnv()) in process_cache()
     assert body.kind == ("anny" if rig == "anny" else f"anny/{rig}")
     assert body.num_joints == ANNY_RIGS[rig] and len(set(body.joint_names)) == body.num_joints
     assert (body.parents == -1).sum() == 1

@@ -345,3 +345,36 @@ def test_protocol_doc_lists_every_error_code():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
     for code in ErrorCode:
         assert f"| `{code}` |" in doc, code
+
+
+def test_list_parameters_validate_each_value_and_round_trip_through_welcome():
+    """Protocol 1.1: list-valued parameters (layer choices for `generate`), each value checked."""
+    from strata.exchange.wire.jobs import JobSpec, ParamSpec, spec_from_dict, spec_to_dict
+
+    spec = JobSpec("generate", "test", (ParamSpec("layers", list, ["body"], "layer choices", max=5,
+                                                  choices=("body", "bottom:skirt", "top:tshirt"), item=str),))
+    assert spec.validate({"layers": ["body", "top:tshirt"]}) == {"layers": ["body", "top:tshirt"]}
+    for bad, words in ((["body", "hat"], "not one of"), ("body", "expected a list"), ([1], "expected str"),
+                       (["body"] * 6, "at most 5")):
+        with pytest.raises(ProtocolError, match=words):
+            spec.validate({"layers": bad})
+    back = spec_from_dict(spec_to_dict(spec))
+    layers = back.params[0]
+    assert layers.type is list and layers.item is str and layers.choices == spec.params[0].choices
+    assert back.validate({}) == {"layers": ["body"]}
+
+
+def test_wire_tables_match_the_servers_real_tables():
+    """The add-on builds its menus from exchange/wire/jobs.py without the core; these are core's tables."""
+    from strata.core.backends import REGISTRY
+    from strata.core.body import POSE_PRESETS
+    from strata.core.body.rigs import ANNY_RIGS
+    from strata.core.reconstruct.stages import QUALITY_PRESETS
+    from strata.exchange.wire import jobs
+
+    assert tuple(ANNY_RIGS) == jobs.RIGS
+    assert tuple(POSE_PRESETS) == jobs.POSE_PRESETS
+    assert tuple(QUALITY_PRESETS) == jobs.QUALITY_PRESETS
+    assert ("auto", *REGISTRY.names("segmentation")) == jobs.SEGMENTERS
+    assert set(jobs.REST_POSES) <= set(POSE_PRESETS)
+    assert JOB_SPECS["reconstruct"].param("segmentation").choices == jobs.SEGMENTERS

@@ -30,7 +30,7 @@ def test_example_photo_gives_a_sane_human(photo: Path) -> None:
     from PIL import Image
 
     from strata.core.pipelines.reconstruct import reconstruct
-    from strata.core.reconstruct.evaluate import asset_turnaround
+    from strata.core.reconstruct.evaluate import asset_turnaround, posed_vertices
     from strata.exchange.asset import decode, encode
     from strata.exchange.asset.schema import png_size
     from strata.exchange.wire import job_spec
@@ -41,12 +41,17 @@ def test_example_photo_gives_a_sane_human(photo: Path) -> None:
 
     assert 1.2 <= asset.body.extra["height_m"] <= 2.1
     body = asset.layer("body")
-    v = body.mesh.vertices
+    v = posed_vertices(asset)  # the photo's pose: the rest mesh posed by the rig, as Blender shows it
     extent = v.max(0) - v.min(0)
     assert 0.8 <= extent[2] <= 2.2, f"posed height {extent[2]:.2f} m"
     assert extent[0] < 2.0 and extent[1] < 1.5, f"implausible spread {extent}"
     assert abs(v[:, 2].min()) < 1e-3 and np.allclose((v.min(0) + v.max(0))[:2] / 2, 0.0, atol=1e-3)
-    head = asset.rig.rest[asset.rig.joint_names.index("head")]
+    rest = body.mesh.vertices  # the standing A-pose rest, feet on the ground
+    assert abs(rest[:, 2].min()) < 1e-5 and asset.rig.rest_pose == "A" and asset.rig.pose is not None
+    names = asset.rig.joint_names
+    arm = asset.rig.rest[names.index("lowerarm01.L"), :3, 3] - asset.rig.rest[names.index("upperarm01.L"), :3, 3]
+    assert 35 < np.degrees(np.arctan2(-arm[2], arm[0])) < 55, "the rest pose's arms are 45 degrees down"
+    head = asset.rig.rest[names.index("head")]
     assert head[2, 3] > 0.5 * extent[2], "the head is up"
     assert body.texture is not None and png_size(body.texture.data) == (1024, 1024)
     tex = np.asarray(Image.open(io.BytesIO(body.texture.data)).convert("RGB"), np.float32)

@@ -172,7 +172,8 @@ def test_choose_backends_presets():
 
 
 def test_quick_fit_on_a_synthetic_person(body, person, framed_pose):
-    from strata.core.reconstruct.evaluate import iou, render_mask
+    from strata.core.imaging.masks import mask_iou as iou
+    from strata.core.reconstruct.evaluate import render_mask
     from strata.core.reconstruct.fit import fit_body, reframe_camera
     from strata.core.reconstruct.keypoints import landmark_map
     from strata.core.reconstruct.stages import QUALITY_PRESETS

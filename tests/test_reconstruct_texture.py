@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from strata.core.body.texture import fill_gutters
 from strata.core.progress import Cancelled, Progress
 from strata.core.reconstruct.texture import bake_texture
 from strata.core.render import orthographic_view, texel_visibility
 from strata.core.render.primitives import uv_sphere
 from strata.core.render.shade import render_rgba
-from strata.core.render.texture import rasterize_uv
+from strata.core.render.texture import fill_gutters, rasterize_uv
 
 RED = np.array([220.0, 40.0, 30.0])
 BLUE = np.array([30.0, 60.0, 210.0])

@@ -27,7 +27,7 @@ def test_auto_picks_an_available_backend(monkeypatch):
     assert get_rasterizer().name == expected
     monkeypatch.setenv("STRATA_RASTER", "torch")
     assert get_rasterizer().name == "torch"
-    with pytest.raises(ValueError, match="unknown rasterizer backend"):
+    with pytest.raises(BackendUnavailable, match="unknown rasterizer backend 'opengl'"):
         resolve_backend("opengl")
 
 

@@ -16,7 +16,6 @@ import pytest
 from strata.core.imaging import BackendUnavailableError, load_image
 from strata.core.imaging.errors import MultiplePeopleError, NoPersonError, PersonCutOffError
 from strata.core.segmentation import (
-    AUTO_ORDER,
     AlphaSegmenter,
     MediaPipeSegmenter,
     RembgSegmenter,
@@ -225,8 +224,10 @@ def test_alpha_backend():
 
 def test_auto_uses_alpha_for_cutouts_only():
     assert choose_segmenter("auto", has_cutout=True).name == "alpha"
+    from strata.core.backends import REGISTRY
+
     avail = segmenter_availability()
-    best = next((n for n in AUTO_ORDER if avail[n]), None)
+    best = next((b.name for b in REGISTRY.of("segmentation") if not b.needs and avail[b.name]), None)
     if best is None:
         with pytest.raises(BackendUnavailableError):
             choose_segmenter("auto", has_cutout=False)

@@ -94,10 +94,15 @@ def test_capabilities_report_device_and_backends_after_the_probe(client):
     while (caps := client.hello()["capabilities"])["probe"] != "done":
         assert time.monotonic() < deadline, "the capability probe never finished"
         time.sleep(0.2)
-    assert caps["device"]["type"] in ("cpu", "cuda")
-    assert set(caps["backends"]) >= {"segmentation", "pose", "render", "body"}
+    assert caps["device"]["type"] in ("cpu", "cuda") and caps["device"]["dtype"] in ("float32", "float16")
+    assert set(caps["backends"]) >= {"segmentation", "pose", "body_model", "rasterizer", "body_fit", "texture"}
     for stage in caps["backends"].values():
-        assert isinstance(stage["installed"], bool)
+        for backend in stage.values():
+            assert isinstance(backend["ok"], bool) and (backend["ok"] or backend["reason"])
+    if caps["device"]["type"] == "cpu":  # the registry says why a GPU-only backend will not run, in words
+        assert "CUDA" in caps["backends"]["rasterizer"]["nvdiffrast"]["reason"] or \
+            "nvdiffrast" in caps["backends"]["rasterizer"]["nvdiffrast"]["reason"]
+    assert caps["protocol_minor"] >= 1 and caps["unavailable_kinds"] == {}
 
 
 def test_ping_and_release(client):
@@ -247,7 +252,7 @@ def test_body_job(client):
     stages = [e.fields["stage"] for e in events if e.type == "progress"]
     assert stages[0] == "start" and "load_model" in stages
     # the model stays warm for the next job, until released
-    assert any(m.startswith("body/anny/") for m in client.hello()["capabilities"]["models_loaded"])
+    assert any(m.startswith("body_model/anny@") for m in client.hello()["capabilities"]["models_loaded"])
     assert client.release()["models"] and client.hello()["capabilities"]["models_loaded"] == []
 
 

@@ -21,13 +21,7 @@ from .base import (
     rotation_between,
     world_to_local_rotation,
 )
-from .registry import (
-    BODY_MODELS,
-    available_body_models,
-    cached_body_models,
-    clear_body_model_cache,
-    get_body_model,
-)
+from .registry import BODY_MODELS, available_body_models, body_model_key, get_body_model
 from .rigs import ANNY_RIGS, ANNY_SHAPE_NAMES
 
 __all__ = [
@@ -41,8 +35,7 @@ __all__ = [
     "BodyOutput",
     "Skeleton",
     "available_body_models",
-    "cached_body_models",
-    "clear_body_model_cache",
+    "body_model_key",
     "forward_kinematics_np",
     "get_body_model",
     "rotation_between",

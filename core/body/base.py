@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import UnavailableError
+
 if TYPE_CHECKING:
     import torch
 
@@ -49,8 +51,9 @@ POSE_PRESETS = ("rest", "A", "T")
 A_POSE_ARM_ANGLE_DEG = 45.0
 
 
-class BodyModelError(RuntimeError):
-    """A body model cannot be built or used (missing package, missing model files, bad argument)."""
+class BodyModelError(UnavailableError):
+    """A body model cannot be built or used here (missing package, missing model files): the *unavailable*
+    family of :mod:`strata.core.errors` (wire code ``unavailable``)."""
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,23 @@
-"""The one place where a body-model backend is chosen by name, and where built models are cached.
+"""Body models through the one backend registry (:mod:`strata.core.backends`) and the one model cache.
 
 Why a cache: building an anny model costs ~0.5 s warm (a minute cold) plus ~100 MB of tensors, and the
-server serves many jobs with the same body model. ``get_body_model`` returns the same instance for the
-same ``(name, rig, device)`` within a process; instances are safe to share because ``forward`` keeps no
-state. Cheap to import: the backends (torch, anny) load on the first ``get_body_model`` call.
+server serves many jobs with the same body model. ``get_body_model`` returns the same instance for the same
+(model, rig, device) from :func:`strata.core.cache.process_cache` (or the cache given); instances are safe to
+share because ``forward`` keeps no state. Cheap to import: torch and anny load on the first build.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..registry import Availability, BackendUnavailable
 from .base import BodyModelError
 from .rigs import ANNY_RIGS
 
 if TYPE_CHECKING:
+    from ..cache import ModelCache
+    from ..compute import ComputeEnv
     from .base import BodyModel
 
 #: Backend name -> rigs it offers (first = default). SMPL-X is listed so that asking for it gives a clear
@@ -26,15 +27,11 @@ BODY_MODELS: dict[str, list[str]] = {
     "smplx": ["smplx"],
 }
 
-_SMPLX_MESSAGE = (
+SMPLX_MESSAGE = (
     "SMPL-X is not supported yet. It needs the user's own SMPL-X model files (e.g. SMPLX_NEUTRAL.npz, "
     "downloaded after accepting the non-commercial licence at https://smpl-x.is.tue.mpg.de) at a local "
     "path; Strata does not ship or download them. Use the 'anny' body model for now."
 )
-
-_cache: dict[tuple[str, str, str], BodyModel] = {}
-_building: dict[tuple[str, str, str], threading.Lock] = {}
-_guard = threading.Lock()
 
 
 def available_body_models() -> dict[str, list[str]]:
@@ -48,23 +45,30 @@ def get_body_model(
     *,
     device: str = "cpu",
     model_path: str | Path | None = None,
+    env: ComputeEnv | None = None,
+    cache: ModelCache | None = None,
 ) -> BodyModel:
     """The cached body model ``name`` with skeleton ``rig`` (None = the backend's default rig).
 
     Args:
         name: "anny" (or "smplx", which raises :class:`BodyModelError` until it is supported).
         rig: for anny, one of :data:`~strata.core.body.rigs.ANNY_RIGS`.
-        device: torch device string for the model's tensors ("cpu", "cuda", "cuda:1").
+        device: torch device for the model's tensors, when no ``env`` is given.
         model_path: user-supplied model files (SMPL-X, later); must be None for anny.
+        env: the job's compute environment (device, SMPL-X folder); default: the CPU.
+        cache: the model cache; default: the process cache.
 
     Raises:
-        BodyModelError: unknown model, missing package, or model files needed.
+        BodyModelError: unknown model, missing package, or model files needed (an *unavailable* error).
         ValueError: unknown rig.
     """
+    from ..backends import REGISTRY
+    from ..compute import ComputeEnv
+
     name = name.lower()
     if name == "smplx":
         where = f" (got model_path={str(model_path)!r})" if model_path is not None else ""
-        raise BodyModelError(_SMPLX_MESSAGE + where)
+        raise BodyModelError(SMPLX_MESSAGE + where)
     if name not in BODY_MODELS:
         raise BodyModelError(f"unknown body model {name!r}; available: {sorted(BODY_MODELS)}")
     if model_path is not None:
@@ -72,43 +76,31 @@ def get_body_model(
     rig = rig or BODY_MODELS[name][0]
     if rig not in BODY_MODELS[name]:
         raise ValueError(f"unknown rig {rig!r} for body model {name!r}; supported: {BODY_MODELS[name]}")
-    key = (name, rig, str(device))
-
-    model = _cache.get(key)
-    if model is not None:
-        return model
-    with _guard:
-        lock = _building.setdefault(key, threading.Lock())
-    with lock:  # one build per key; other keys and cache hits are not blocked
-        model = _cache.get(key)
-        if model is None:
-            model = _build(name, rig, device)
-            _cache[key] = model
-    return model
+    env = env or ComputeEnv(device=str(device))
+    try:
+        return REGISTRY.build("body_model", name, env=env, cache=cache, rig=rig)
+    except BackendUnavailable as exc:
+        raise BodyModelError(f"the {name} body model {exc.message.split(': ', 1)[-1]}") from None
 
 
-def cached_body_models() -> list[tuple[str, str, str]]:
-    """Keys ``(name, rig, device)`` of the models built so far in this process."""
-    return list(_cache)
+def body_model_key(name: str, rig: str, env: ComputeEnv) -> str:
+    """The model-cache key :func:`get_body_model` uses (so a job can say "loading..." only on a miss)."""
+    from ..backends import REGISTRY
+
+    return REGISTRY.get("body_model", name).cache_key(env, {"rig": rig})
 
 
-def clear_body_model_cache() -> None:
-    """Forget every cached model (tests; freeing memory)."""
-    with _guard:
-        _cache.clear()
-        _building.clear()
+def build_anny(env: ComputeEnv, rig: str = "anny") -> BodyModel:
+    """The registry's builder for anny (float32 on the environment's device)."""
+    from .anny_model import AnnyBody
+
+    return AnnyBody(rig=rig, device=env.device)
 
 
-def _build(name: str, rig: str, device: str) -> BodyModel:
-    if name == "anny":
-        _require("torch", "the anny body model needs PyTorch: pip install torch")
-        _require("anny", "the anny body model needs the 'anny' package: pip install 'anny>=0.6.2'")
-        from .anny_model import AnnyBody
-
-        return AnnyBody(rig=rig, device=device)
-    raise BodyModelError(f"no builder for body model {name!r}")  # pragma: no cover - guarded above
+def build_smplx(env: ComputeEnv, rig: str = "smplx") -> BodyModel:
+    raise BodyModelError(SMPLX_MESSAGE)
 
 
-def _require(module: str, message: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise BodyModelError(message)
+def smplx_availability(env: ComputeEnv | None = None) -> Availability:
+    """SMPL-X is reserved for its own issue: listed with the reason, never chosen by "auto"."""
+    return Availability(False, "not supported yet: it will load the user's SMPLX_*.npz from --smplx-dir")

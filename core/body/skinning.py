@@ -18,9 +18,16 @@ Parents may come after their children in the arrays; several roots are fine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .base import topological_order
+
+if TYPE_CHECKING:
+    from strata.exchange.asset.schema import Rig, Skin
+
+    from .base import BodyModel
 
 #: Translations shorter than this (metres, in the joint's rest frame) are float noise, not a move:
 #: :func:`local_pose` sets them to exactly 0, so only the joints that really move get a location.
@@ -217,3 +224,28 @@ def _points(vertices: np.ndarray) -> np.ndarray:
     if v.ndim != 2 or v.shape[1] != 3:
         raise ValueError(f"vertices must be (N, 3), got shape {v.shape}")
     return v
+
+
+# --------------------------------------------------------------------------- a body model's rig in an asset
+
+
+def rig_from(model: BodyModel, joint_world: np.ndarray, lengths: np.ndarray, rest_pose: str = "") -> Rig:
+    """The asset's rig of ``model`` with the given (J, 4, 4) joint matrices as the bind (rest) pose."""
+    from strata.exchange.asset.schema import Rig
+
+    return Rig(
+        kind=model.kind,
+        joint_names=list(model.joint_names),
+        parents=np.asarray(model.parents, np.int32),
+        rest=np.asarray(joint_world, np.float32),
+        lengths=np.maximum(np.asarray(lengths, np.float32), 1e-4),
+        rest_pose=rest_pose,
+    )
+
+
+def skin_from(model: BodyModel, k: int = 4) -> Skin:
+    """The asset's top-``k`` skin of ``model``'s mesh (glTF and game engines take 4 influences)."""
+    from strata.exchange.asset.schema import Skin
+
+    idx, w = model.skin_weights(k)
+    return Skin(idx.astype(np.uint16), w.astype(np.float32))

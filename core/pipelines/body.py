@@ -1,7 +1,7 @@
 """The `body` job: a rigged, textured human body from shape parameters.
 
-The body is posed in the requested preset (rest / A / T) and that pose is the bind pose of the rig,
-which is what an artist expects from a base mesh: the armature's rest pose matches the mesh.
+The body is posed in the requested preset (rest / A / T) and that pose is the bind pose of the rig, with
+no pose on the armature: what an artist expects from a base mesh (the asset contract's standard rest).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import numpy as np
 from strata.exchange.asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
 
 from ..body.base import BodyModel
+from ..body.skinning import rig_from, skin_from
 from ..progress import Progress, Silent
-from .common import now_iso, png_texture, rig_from, skin_from, versions
+from .common import now_iso, png_texture, versions
 
 SHAPE_PARAMS = ("gender", "age", "muscle", "weight", "proportions")
 
@@ -29,8 +30,9 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
     shape = model.shape_vector(**named)
     shape = model.solve_height(float(params.get("height", 1.70)), shape)
 
-    progress.report("pose", 0.0, f"posing in the {params.get('pose', 'A')} preset")
-    pose = model.pose_preset(str(params.get("pose", "A")), shape)
+    preset = str(params.get("pose", "A"))
+    progress.report("pose", 0.0, f"posing in the {preset} preset")
+    pose = model.pose_preset(preset, shape)
     with torch.no_grad():
         out = model.forward(shape=shape[None], pose=pose[None])
     vertices = out.vertices[0].cpu().numpy().astype(np.float32)
@@ -66,10 +68,11 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
         extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0])},
     )
     progress.report("assemble", 1.0, "done")
+    rig = rig_from(model, joints, lengths, rest_pose=preset if preset in ("A", "T") else "")
     return HumanAsset(
         name=f"body_{params.get('height', 1.7):.2f}m",
         layers=[body],
         provenance=provenance,
-        rig=rig_from(model, joints, lengths),
+        rig=rig,
         body=params_out,
     )

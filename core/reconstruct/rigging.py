@@ -71,7 +71,7 @@ def transfer_rig(target: BodyModel, fit: BodyFit) -> tuple[Rig, Skin, np.ndarray
     """The fitted pose on ``target``'s skeleton: (rig with that bind pose, top-4 skin, pose, translation)."""
     import torch
 
-    from ..pipelines.common import rig_from, skin_from
+    from ..body.skinning import rig_from, skin_from
 
     pose = transfer_pose(target, fit.shape, fit.vertices, fit.translation)
     translation = np.asarray(fit.translation, np.float32)

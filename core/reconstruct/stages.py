@@ -1,12 +1,12 @@
-"""The reconstruction's stages behind small interfaces, and the one place that picks their backends.
+"""The reconstruction's stage interfaces, their CPU backends, and the quality presets.
 
-Why interfaces: each stage (person mask, 2D pose, body fit, clothed surface, texture, rig) will get better
-backends over time (a GPU matting model, a learned body regressor, diffusion-made back views); the
-pipeline in :mod:`strata.core.pipelines.reconstruct` talks to these protocols only, and
-:func:`choose_backends` is the single function that maps a job's parameters (quality preset, segmenter,
-rig) to concrete backends and their settings. Segmentation and pose already have their interfaces
-(:class:`~strata.core.segmentation.base.Segmenter`, :class:`~strata.core.pose.base.PoseEstimator`) and
-their own choosers; they are named here so the provenance lists every stage's backend.
+Why interfaces: each stage (body fit, clothed surface, texture, rig) gets better backends over time (PSHuman's
+multiview carving, a learned body regressor); :mod:`strata.core.pipelines.reconstruct` talks to these
+protocols only. Stages that read images take a list of :class:`~strata.core.views.View` (the photo today,
+PSHuman's six views next); single-view backends use the first. Which backend runs is decided by the one
+registry (:mod:`strata.core.backends`); :func:`choose_backends` asks it for every stage and applies the
+job's quality preset. Backends are built with the job's :class:`~strata.core.compute.ComputeEnv`, so their
+tensors live on its device.
 
 Quality presets trade time for accuracy in the stages that iterate:
 
@@ -21,20 +21,23 @@ high       80                   60 @ 160, 60 @ 320       120                 409
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..compute import ComputeEnv
+from ..views import View, first
 from .fit import BodyFit, FitOptions
 
 if TYPE_CHECKING:
     from strata.exchange.asset.schema import Rig, Skin
 
     from ..body.base import BodyModel
-    from ..pose.keypoints import Keypoints2D
+    from ..cache import ModelCache
     from ..progress import Progress
-    from ..render.camera import Camera
+    from ..render.base import Rasterizer
 
 
 # --------------------------------------------------------------------------- interfaces
@@ -42,40 +45,37 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class BodyFitter(Protocol):
-    """Stage 5: a parametric body (shape + pose) and a camera from landmarks and a mask."""
+    """A parametric body (shape + pose) and each view's camera, from the views' landmarks and masks."""
 
     name: str
 
-    def fit(self, body: BodyModel, keypoints: Keypoints2D, mask: np.ndarray, height_m: float, *,
+    def fit(self, body: BodyModel, views: Sequence[View], height_m: float, *,
             progress: Progress | None = None) -> BodyFit: ...
 
 
 @runtime_checkable
 class SurfaceFitter(Protocol):
-    """Stage 6: the fitted body deformed to the person's silhouette (same topology)."""
+    """The fitted body deformed to the person's outline in the views (same topology)."""
 
     name: str
 
-    def fit(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray, *,
+    def fit(self, vertices: np.ndarray, faces: np.ndarray, views: Sequence[View], *,
             progress: Progress | None = None) -> np.ndarray: ...
 
 
 @runtime_checkable
 class TextureBaker(Protocol):
-    """Stage 7: a UV base-colour texture from the photo (unseen parts filled)."""
+    """A UV base-colour texture from the views (unseen parts filled)."""
 
     name: str
 
-    def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray, camera: Camera,
-             image: np.ndarray, mask: np.ndarray, *, size: int, mask_from_alpha: bool = True,
-             progress: Progress | None = None) -> np.ndarray:
-        """``mask_from_alpha``: the mask is the photo's own cut-out (exact), not a segmentation's guess."""
-        ...
+    def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
+             views: Sequence[View], *, size: int, progress: Progress | None = None) -> np.ndarray: ...
 
 
 @runtime_checkable
 class Rigger(Protocol):
-    """Stage 8: a skeleton whose bind pose matches the surface, and skin weights for its vertices."""
+    """A skeleton whose bind pose matches the surface, and skin weights for its vertices."""
 
     name: str
 
@@ -85,58 +85,80 @@ class Rigger(Protocol):
 # --------------------------------------------------------------------------- backends
 
 
+def _rasterizer(env: ComputeEnv, cache: ModelCache | None = None) -> Rasterizer:
+    from ..render import get_rasterizer
+
+    return get_rasterizer(env=env, cache=cache)
+
+
 @dataclass
 class AnnyFitter:
-    """The optimisation-based fit of :mod:`.fit` (anny, MediaPipe landmarks, soft silhouettes)."""
+    """The optimisation-based fit of :mod:`.fit` (anny, MediaPipe landmarks, soft silhouettes) on the first
+    view, with the environment's rasterizer."""
 
+    env: ComputeEnv = field(default_factory=ComputeEnv)
     options: FitOptions = field(default_factory=FitOptions)
     name: str = "anny-silhouette-fit"
 
-    def fit(self, body: BodyModel, keypoints: Keypoints2D, mask: np.ndarray, height_m: float, *,
+    def fit(self, body: BodyModel, views: Sequence[View], height_m: float, *,
             progress: Progress | None = None) -> BodyFit:
         from .fit import fit_body
 
-        return fit_body(body, keypoints, mask, height_m, options=self.options, progress=progress)
+        view = first(views)
+        if view.keypoints is None:
+            raise ValueError(f"the body fit needs 2D landmarks on view {view.name!r}")
+        return fit_body(body, view.keypoints, view.mask, height_m, options=self.options, progress=progress,
+                        rasterizer=_rasterizer(self.env))
 
 
 @dataclass
 class SilhouetteSurface:
-    """:func:`strata.core.reconstruct.surface.fit_clothed_surface` (smooth deformation to the mask)."""
+    """:func:`strata.core.reconstruct.surface.fit_clothed_surface` on the first view (smooth deformation to
+    its mask, seen through its camera)."""
 
+    env: ComputeEnv = field(default_factory=ComputeEnv)
     iterations: int = 60
     name: str = "silhouette-deform"
 
-    def fit(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera, mask: np.ndarray, *,
+    def fit(self, vertices: np.ndarray, faces: np.ndarray, views: Sequence[View], *,
             progress: Progress | None = None) -> np.ndarray:
         from .surface import fit_clothed_surface
 
-        return fit_clothed_surface(vertices, faces, camera, mask, iterations=self.iterations, progress=progress)
+        view = first(views)
+        if view.camera is None:
+            raise ValueError(f"the clothed surface needs the camera of view {view.name!r}")
+        return fit_clothed_surface(vertices, faces, view.camera, view.mask, iterations=self.iterations,
+                                   progress=progress, rasterizer=_rasterizer(self.env))
 
 
 @dataclass
 class ProjectionTexture:
-    """:func:`strata.core.reconstruct.texture.bake_texture` (photo projection + fill)."""
+    """:func:`strata.core.reconstruct.texture.bake_texture` from the first view (photo projection + fill)."""
 
+    env: ComputeEnv = field(default_factory=ComputeEnv)
     name: str = "photo-projection"
 
-    def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray, camera: Camera,
-             image: np.ndarray, mask: np.ndarray, *, size: int, mask_from_alpha: bool = True,
-             progress: Progress | None = None) -> np.ndarray:
+    def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
+             views: Sequence[View], *, size: int, progress: Progress | None = None) -> np.ndarray:
         from .texture import bake_texture, mask_margin
 
-        return bake_texture(vertices, faces, uvs, uv_faces, camera, image, mask, size=size,
-                            mask_margin_px=mask_margin(mask, mask_from_alpha), progress=progress)
+        view = first(views)
+        if view.camera is None:
+            raise ValueError(f"the texture needs the camera of view {view.name!r}")
+        return bake_texture(vertices, faces, uvs, uv_faces, view.camera, view.image, view.mask, size=size,
+                            mask_margin_px=mask_margin(view.mask, view.exact_mask), progress=progress,
+                            rasterizer=_rasterizer(self.env))
 
 
 @dataclass
 class CarriedRig:
-    """The body model's own skeleton in the fitted pose as bind pose, with its top-4 skin weights carried
-    over unchanged (the surface keeps the body's topology, vertex for vertex)."""
+    """The body model's own skeleton in the fitted pose, with its top-4 skin weights carried over unchanged
+    (the surface keeps the body's topology, vertex for vertex)."""
 
     name: str = "anny-carried"
 
     def rig(self, body: BodyModel, fit: BodyFit, vertices: np.ndarray) -> tuple[Rig, Skin]:
-        from ..pipelines.common import rig_from, skin_from
+        from ..body.skinning import rig_from, skin_from
 
         return rig_from(body, fit.joint_world, fit.bone_lengths), skin_from(body)
 
@@ -188,26 +210,34 @@ class Backends:
         }
 
 
-def choose_backends(params: dict[str, Any]) -> Backends:
+def choose_backends(params: dict[str, Any], env: ComputeEnv | None = None) -> Backends:
     """Backends and settings for a ``reconstruct`` job's parameters (as validated by exchange/wire/jobs.py).
 
     ``quality`` picks the iteration counts and silhouette resolutions; the texture is at least 1024 px (the
-    issue's floor) and at most the preset's cap.
+    issue's floor) and at most the preset's cap. Every backend is the registry's "auto" choice for ``env``;
+    segmentation is chosen later, when the photo shows whether it is a cut-out.
     """
+    from ..backends import REGISTRY
+
+    env = env or ComputeEnv()
     quality = str(params.get("quality", "balanced"))
     if quality not in QUALITY_PRESETS:
         raise ValueError(f"unknown quality preset {quality!r}; expected one of {sorted(QUALITY_PRESETS)}")
     preset = QUALITY_PRESETS[quality]
     size = int(params.get("texture_size", 2048))
     size = max(1024, min(size, preset.max_texture_size))
+
+    def build(stage: str, **options: Any) -> Any:
+        return REGISTRY.build(stage, "auto", env=env, **options)
+
     return Backends(
         preset=preset,
         segmentation=str(params.get("segmentation", "auto")),
-        pose="mediapipe",
-        body_fit=AnnyFitter(preset.fit),
-        surface=SilhouetteSurface(preset.surface_iterations),
-        texture=ProjectionTexture(),
-        rig=CarriedRig(),
+        pose=REGISTRY.choose("pose", "auto", env).name,
+        body_fit=build("body_fit", options=preset.fit),
+        surface=build("surface", iterations=preset.surface_iterations),
+        texture=build("texture"),
+        rig=build("rig"),
         texture_size=size,
         body_rig=str(params.get("rig", "anny")),
     )

@@ -80,8 +80,6 @@ than merging.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,8 +87,9 @@ import torch
 
 from strata.exchange.asset.geometry import smooth_normals
 
+from ..imaging.masks import mask_iou
 from ..progress import Progress, Silent
-from ..render import Camera, get_rasterizer
+from ..render import Camera, Rasterizer, get_rasterizer
 from ..render.camera import camera_for_size, rotation_matrix
 from ..render.silhouette import outline_edges
 
@@ -146,6 +145,7 @@ def fit_clothed_surface(
     *,
     iterations: int = 60,
     progress: Progress | None = None,
+    rasterizer: Rasterizer | None = None,
 ) -> np.ndarray:
     """Deform ``vertices`` so that the mesh's silhouette in ``camera`` matches ``mask`` (module docstring).
 
@@ -158,6 +158,8 @@ def fit_clothed_surface(
         iterations: maximum number of outline/solve rounds (capped at :data:`MAX_ROUNDS`); the loop
             stops earlier once converged (4-5 rounds). 0 returns the input unchanged.
         progress: reports stage :data:`STAGE` once per round; its ``Cancelled`` propagates.
+        rasterizer: the job's rasterizer (its device is where the visibility tensors live; the solves are
+            numpy); default: the torch rasterizer on the CPU.
 
     Returns:
         (N, 3) float32 deformed vertices, same order and topology.
@@ -173,37 +175,19 @@ def fit_clothed_surface(
     progress.report(STAGE, 0.0, "fitting the clothed surface")
     if iterations <= 0 or len(f) == 0 or not (m > 0.5).any():
         return v0.astype(np.float32)
-    with single_threaded_torch():
-        return _fit(v0, f, camera, m, min(int(iterations), MAX_ROUNDS), progress)
+    rast = rasterizer or get_rasterizer("torch")
+    return _fit(v0, f, camera, m, min(int(iterations), MAX_ROUNDS), progress, rast)
 
 
-@contextmanager
-def single_threaded_torch() -> Iterator[None]:
-    """Run torch single-threaded inside the block (restored after).
-
-    Why: the work here is many small torch ops (a 640 px rasterization per round, index gathers). With
-    two intra-op threads on a two-core machine that is also running something else, every op can stall
-    on the thread pool: measured 20 ms -> 0.8 s per rasterization, 0.45 s -> 5-7 s for this stage (and
-    1.0 -> 2-2.7 s for the texture bake). One thread loses nothing measurable when the machine is idle.
-    """
-    before = torch.get_num_threads()
-    if before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if before > 1:
-            torch.set_num_threads(before)
-
-
-def _fit(v0: np.ndarray, f: np.ndarray, camera: Camera, m: np.ndarray, rounds: int, progress: Progress) -> np.ndarray:
+def _fit(v0: np.ndarray, f: np.ndarray, camera: Camera, m: np.ndarray, rounds: int, progress: Progress,
+         rast: Rasterizer) -> np.ndarray:
     """The rounds of :func:`fit_clothed_surface` (arguments validated)."""
     cam, target = _working_view(camera, m)
     target_bin = target >= 0.5
     ops = _mesh_operators(v0, f, rotation_matrix(cam).numpy()[2])
     solver = _Solver(ops)
-    rast = get_rasterizer("torch")  # CPU: the working resolution is small and numpy consumes the result
-    faces_t = torch.as_tensor(f)
+    device = rast.device
+    faces_t = torch.as_tensor(f, device=device)
     right, down, forward = rotation_matrix(cam).numpy()
     depth_dir = solver.smooth_normals @ forward  # depth component of the smoothed normals
 
@@ -215,19 +199,19 @@ def _fit(v0: np.ndarray, f: np.ndarray, camera: Camera, m: np.ndarray, rounds: i
     for it in range(rounds + 1):
         progress.report(STAGE, 0.05 + 0.85 * it / max(rounds, 1), f"round {it + 1}")
         v = v0 + disp
-        screen_t = torch.as_tensor(np.asarray(cam.to_screen(v), np.float32))
+        screen_t = torch.as_tensor(np.asarray(cam.to_screen(v), np.float32), device=device)
         with torch.no_grad():
             frags = rast.rasterize(screen_t, faces_t, cam.height, cam.width, perspective=cam.is_perspective)
-        covered = frags.mask.numpy()
-        iou = _iou(covered, target_bin)
+        covered = frags.mask.cpu().numpy()
+        iou = mask_iou(covered, target_bin)
         if iou > best_iou:
             best_iou, best_disp = iou, disp
         if it == rounds or (it >= 2 and iou < prev_iou + MIN_GAIN):
             break
         prev_iou = iou
         with torch.no_grad():
-            edges = outline_edges(screen_t, faces_t, frags).numpy()
-        targets = _outline_targets(v, f, edges, screen_t.numpy().astype(np.float64), covered, target, cam, ops)
+            edges = outline_edges(screen_t, faces_t, frags).cpu().numpy()
+        targets = _outline_targets(v, f, edges, screen_t.cpu().numpy().astype(np.float64), covered, target, cam, ops)
         if targets is None:
             break
         idx, n2, offset_m, seg_len = targets
@@ -536,8 +520,3 @@ def _working_view(camera: Camera, mask: np.ndarray) -> tuple[Camera, np.ndarray]
 def _footprint(cam: Camera, depth: np.ndarray) -> np.ndarray:
     """World size (m) of one pixel at each depth."""
     return cam.pixel_footprint(torch.as_tensor(depth, dtype=torch.float64)).numpy()
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return float(np.count_nonzero(a & b)) / union if union else 1.0

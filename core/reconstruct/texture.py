@@ -40,8 +40,8 @@ makes the camera rasterization alone take ~0.8 s instead of 20 ms.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,10 +49,12 @@ import torch
 from strata.exchange.asset.geometry import smooth_normals
 
 from ..progress import Progress, Silent
-from ..render import Camera, get_rasterizer
+from ..render import Camera, Rasterizer, get_rasterizer
 from ..render.camera import camera_for_size, rotation_matrix
-from ..render.texture import rasterize_uv
-from .surface import single_threaded_torch
+from ..render.texture import fill_gutters, uv_coverage
+
+if TYPE_CHECKING:
+    from ..cache import ModelCache
 
 #: Progress stage name reported by :func:`bake_texture`.
 STAGE = "texture"
@@ -72,10 +74,6 @@ ANCHOR_BLUR_PX = 2.0
 FILL_VERTICAL = 0.02
 #: Smallest texture side accepted.
 MIN_SIZE = 16
-
-_UV_CACHE: OrderedDict[tuple, _UVLayout] = OrderedDict()
-_UV_CACHE_SIZE = 2
-
 
 @dataclass(frozen=True)
 class _UVLayout:
@@ -99,6 +97,8 @@ def bake_texture(
     size: int = 2048,
     mask_margin_px: int = 1,
     progress: Progress | None = None,
+    rasterizer: Rasterizer | None = None,
+    cache: ModelCache | None = None,
 ) -> np.ndarray:
     """(size, size, 3) uint8 UV texture of the mesh from one photo (see the module docstring).
 
@@ -112,6 +112,8 @@ def bake_texture(
         mask_margin_px: photo pixels along the mask's border that are not trusted (step 3): 1 for a
             cut-out's alpha, more for a segmentation model's mask (see :func:`mask_margin`).
         progress: reports stage :data:`STAGE`; its ``Cancelled`` propagates.
+        rasterizer: the job's rasterizer (default: the torch one on the CPU).
+        cache: where the UV layout is kept between jobs (default: the process's model cache).
     """
     progress = progress or Silent()
     if size < MIN_SIZE:
@@ -131,8 +133,8 @@ def bake_texture(
     if m.shape != (h, w):
         raise ValueError(f"mask {m.shape} does not match the image {img.shape[:2]}")
     cam, _, _ = camera_for_size(camera, (h, w))
-    with single_threaded_torch():
-        return _bake(v, f, uvs, uv_faces, cam, img, m, size, int(mask_margin_px), progress)
+    rast = rasterizer or get_rasterizer("torch")
+    return _bake(v, f, uvs, uv_faces, cam, img, m, size, int(mask_margin_px), progress, rast, cache)
 
 
 def _bake(
@@ -146,14 +148,15 @@ def _bake(
     size: int,
     margin: int,
     progress: Progress,
+    rast: Rasterizer,
+    cache: ModelCache | None,
 ) -> np.ndarray:
     """The body of :func:`bake_texture` (arguments validated, camera sized to the image)."""
     h, w = img.shape[:2]
     progress.report(STAGE, 0.0, "rasterizing the UV layout")
-    layout = _uv_layout(uvs, uv_faces, size)
+    layout = uv_layout(uvs, uv_faces, size, rast, cache)
     progress.report(STAGE, 0.3, "projecting the photo")
 
-    rast = get_rasterizer()
     screen_v = np.asarray(cam.to_screen(v), np.float32)
     with torch.no_grad():
         frags = rast.rasterize(torch.as_tensor(screen_v).to(rast.device), f, h, w, perspective=cam.is_perspective)
@@ -186,7 +189,7 @@ def _bake(
     out[layout.texel] = texel_rgb
     covered = np.zeros(size * size, bool)
     covered[layout.texel] = True
-    out = _fill_gutters(out.reshape(size, size, 3), covered.reshape(size, size))
+    out = fill_gutters(out.reshape(size, size, 3), covered.reshape(size, size))
     progress.report(STAGE, 1.0, "texture baked")
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -194,39 +197,23 @@ def _bake(
 # --------------------------------------------------------------------------- UV layout
 
 
-def prepare_uv_layout(uvs: np.ndarray, uv_faces: np.ndarray, size: int = 2048) -> None:
-    """Rasterize and cache a UV layout ahead of time (e.g. at server start-up for the body model's UVs),
-    so the first :func:`bake_texture` of a process does not pay for it (~1.5 s at 2048^2 on a CPU)."""
-    with single_threaded_torch():
-        _uv_layout(uvs, uv_faces, size)
+def uv_layout(uvs: np.ndarray, uv_faces: np.ndarray, size: int, rasterizer: Rasterizer | None = None,
+              cache: ModelCache | None = None) -> _UVLayout:
+    """Covered texels of a UV layout, kept in the model cache by content: the body's layout never changes
+    between jobs, and rasterizing it at 2048^2 costs ~1.5 s on a CPU (a server warms it at start-up)."""
+    from ..cache import model_key, process_cache
 
-
-def _uv_layout(uvs: np.ndarray, uv_faces: np.ndarray, size: int) -> _UVLayout:
-    """Covered texels of a UV layout, cached by content: the body's layout never changes between jobs."""
     uv = np.ascontiguousarray(np.asarray(uvs, np.float32))
     uf = np.ascontiguousarray(np.asarray(uv_faces, np.int64))
-    digest = hashlib.blake2b(uv.tobytes() + uf.tobytes(), digest_size=16).digest()
-    key = (int(size), uv.shape, uf.shape, digest)
-    hit = _UV_CACHE.get(key)
-    if hit is not None:
-        _UV_CACHE.move_to_end(key)
-        return hit
-    frags = rasterize_uv(uv, uf, size)
-    tri_id = frags.tri_id.reshape(-1).cpu().numpy()
-    texel = np.flatnonzero(tri_id >= 0)
-    layout = _UVLayout(
-        size=int(size),
-        texel=texel,
-        tri=tri_id[texel].astype(np.int64),
-        bary=frags.bary.reshape(-1, 3).cpu().numpy()[texel].astype(np.float32),
-    )
-    _UV_CACHE[key] = layout
-    while len(_UV_CACHE) > _UV_CACHE_SIZE:
-        _UV_CACHE.popitem(last=False)
-    return layout
+    digest = hashlib.blake2b(uv.tobytes() + uf.tobytes(), digest_size=8).hexdigest()
 
+    def load() -> _UVLayout:
+        tri_id, bary = uv_coverage(uv, uf, size, rasterizer)
+        tri_id, bary = tri_id.reshape(-1), bary.reshape(-1, 3)
+        texel = np.flatnonzero(tri_id >= 0)
+        return _UVLayout(size=int(size), texel=texel, tri=tri_id[texel], bary=bary[texel])
 
-# --------------------------------------------------------------------------- visibility and sampling
+    return (cache or process_cache()).get(model_key(f"uv_layout/{digest}", size=int(size)), load)
 
 
 def _depth_visible(screen: np.ndarray, cos: np.ndarray, zbuf: np.ndarray, cam: Camera) -> np.ndarray:
@@ -351,22 +338,6 @@ def _fill_colours(
     a = (lap + sparse.diags(wts + eps)).tocsc()
     rhs = wts[:, None] * np.where(anchor[:, None], rgb, 0.0) + eps * mean[None]
     return splu(a).solve(rhs).astype(np.float32)
-
-
-def _fill_gutters(img: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """Every uncovered texel takes the colour of the nearest covered one (OpenCV labelled distance)."""
-    import cv2
-
-    if covered.all() or not covered.any():
-        return img
-    _, labels = cv2.distanceTransformWithLabels(
-        (~covered).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    # Labels number the zero (covered) pixels 1..K in raster order.
-    src = img[covered]
-    lab = labels[~covered] - 1
-    img[~covered] = src[np.clip(lab, 0, len(src) - 1)]
-    return img
 
 
 def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:

@@ -425,3 +425,29 @@ def camera_for_size(camera: Camera, size: int | Sequence[int] | None) -> tuple[C
     if (h, w) != (camera.height, camera.width):
         camera = camera.resized(w, h)
     return camera, h, w
+
+
+def camera_to_dict(camera: OrthographicCamera) -> dict[str, Any]:
+    """A JSON-able orthographic camera: ``pixel = scale * (R (X - center))[:2] + principal`` (stored in an
+    asset's ``BodyParams.extra["camera"]``)."""
+    return {
+        "model": "orthographic",
+        "rotation": np.asarray(camera.rotation, np.float64).round(8).tolist(),
+        "center": np.asarray(camera.center, np.float64).round(8).tolist(),
+        "scale": float(np.asarray(camera.scale)),
+        "principal": np.asarray(camera._principal(), np.float64).round(6).tolist(),
+        "width": int(camera.width),
+        "height": int(camera.height),
+        "convention": "pixel = scale * (rotation @ (X - center))[:2] + principal; pixel origin top-left, "
+        "centres at +0.5; X in the asset's metres",
+    }
+
+
+def camera_from_dict(data: dict[str, Any]) -> OrthographicCamera:
+    """Inverse of :func:`camera_to_dict`."""
+    if data.get("model", "orthographic") != "orthographic":
+        raise ValueError(f"unsupported camera model {data.get('model')!r}")
+    return OrthographicCamera(rotation=np.asarray(data["rotation"], np.float64),
+                              center=np.asarray(data["center"], np.float64), scale=float(data["scale"]),
+                              width=int(data["width"]), height=int(data["height"]),
+                              principal=np.asarray(data["principal"], np.float64))

@@ -1,68 +1,100 @@
-"""Backend selection in one place.
+"""Rasterizers through the one backend registry (:mod:`strata.core.backends`) and the one model cache.
 
-``get_rasterizer("auto")`` returns the nvdiffrast CUDA backend when torch sees a CUDA
-device and ``nvdiffrast.torch`` imports, else the pure-torch CPU backend. The
-environment variable ``STRATA_RASTER`` ("auto", "torch", "nvdiffrast") sets the default
-so a deployment can force a backend without code changes. Instances are cached per
-(backend, device) because an nvdiffrast context is costly to create.
+``get_rasterizer()`` is the convenience the render helpers and tests use: "auto" picks nvdiffrast when the
+environment runs on CUDA and nvdiffrast imports, else the torch rasterizer; ``$STRATA_RASTER`` ("auto",
+"torch", "nvdiffrast") names the default so a deployment can force one. Jobs pass their
+:class:`~strata.core.compute.ComputeEnv`, so the rasterizer lives on the same device as the body it draws.
+Instances are kept in the model cache per (backend, device): an nvdiffrast context is costly to create.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+from ..registry import Availability, BackendUnavailable
 
-from .base import Rasterizer
+if TYPE_CHECKING:
+    import torch
 
-BACKENDS = ("auto", "torch", "nvdiffrast")
-_INSTANCES: dict[tuple[str, str], Rasterizer] = {}
+    from ..cache import ModelCache
+    from ..compute import ComputeEnv
+    from .base import Rasterizer
+
+__all__ = ["BackendUnavailable", "build_nvdiffrast", "build_torch", "get_rasterizer", "nvdiffrast_available",
+           "nvdiffrast_availability", "resolve_backend"]
 
 
-class BackendUnavailable(RuntimeError):
-    """The requested rasterizer backend cannot run here (missing package or CUDA)."""
+def build_torch(env: ComputeEnv) -> Rasterizer:
+    from .torch_raster import TorchRasterizer
+
+    return TorchRasterizer(env.torch_device)
+
+
+def build_nvdiffrast(env: ComputeEnv) -> Rasterizer:
+    from .nvdiffrast_backend import NvdiffrastRasterizer
+
+    return NvdiffrastRasterizer(env.torch_device)
+
+
+def nvdiffrast_availability(env: ComputeEnv | None = None) -> Availability:
+    """Whether nvdiffrast's torch extension imports (the registry has checked CUDA and the package)."""
+    try:
+        import nvdiffrast.torch  # noqa: F401
+    except Exception as exc:  # a broken CUDA toolchain surfaces here
+        return Availability(False, f"nvdiffrast.torch does not import: {exc}")
+    return Availability(True)
+
+
+def _env(backend: str, device: torch.device | str | None) -> ComputeEnv:
+    from ..compute import ComputeEnv
+
+    if device is None:  # nvdiffrast only runs on CUDA; everything else defaults to the CPU
+        device = "cuda" if backend == "nvdiffrast" else ("cuda" if backend == "auto" and _cuda() else "cpu")
+    return ComputeEnv(device=str(device))
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _requested(backend: str | None) -> str:
+    return (backend or os.environ.get("STRATA_RASTER") or "auto").strip().lower()
+
+
+def resolve_backend(backend: str | None = None, env: ComputeEnv | None = None) -> str:
+    """The concrete backend name ("torch" or "nvdiffrast") that ``backend`` selects."""
+    from ..backends import REGISTRY
+
+    name = _requested(backend)
+    return REGISTRY.choose("rasterizer", name, env or _env(name, None)).name
+
+
+def get_rasterizer(backend: str | None = None, device: torch.device | str | None = None, *,
+                   env: ComputeEnv | None = None, cache: ModelCache | None = None) -> Rasterizer:
+    """A (cached) :class:`Rasterizer`: ``backend`` ("auto" by default) on ``env``'s device (or ``device``).
+
+    Without either, "auto" runs nvdiffrast on CUDA when it can, else torch on the CPU.
+
+    Raises:
+        BackendUnavailable: an unknown backend, or one that cannot run here (e.g. nvdiffrast on a CPU).
+    """
+    from ..backends import REGISTRY
+
+    name = _requested(backend)
+    if env is None:
+        env = _env(name, device)
+        if name == "auto" and env.is_cuda and not REGISTRY.get("rasterizer", "nvdiffrast").availability(env):
+            env = env.with_device("cpu")  # auto on a CUDA machine without nvdiffrast: the CPU, as before
+    elif device is not None:
+        env = env.with_device(str(device))
+    return REGISTRY.build("rasterizer", name, env=env, cache=cache)
 
 
 def nvdiffrast_available() -> bool:
-    """True when the nvdiffrast backend could be used: CUDA present and the module imports."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import nvdiffrast.torch  # noqa: F401
-    except Exception:
-        return False
-    return True
+    """True when the nvdiffrast backend could be used here: CUDA present and the module imports."""
+    from ..backends import REGISTRY
 
-
-def resolve_backend(backend: str | None = None) -> str:
-    """The concrete backend name ("torch" or "nvdiffrast") that ``backend`` selects."""
-    name = (backend or os.environ.get("STRATA_RASTER") or "auto").strip().lower()
-    if name not in BACKENDS:
-        raise ValueError(f"unknown rasterizer backend {name!r}; choose from {BACKENDS}")
-    if name == "auto":
-        return "nvdiffrast" if nvdiffrast_available() else "torch"
-    return name
-
-
-def get_rasterizer(backend: str | None = None, device: torch.device | str | None = None) -> Rasterizer:
-    """A (cached) :class:`Rasterizer` for ``backend`` ("auto" by default).
-
-    Raises:
-        BackendUnavailable: "nvdiffrast" was asked for explicitly but cannot run.
-    """
-    name = resolve_backend(backend)
-    if name == "nvdiffrast":
-        dev = torch.device(device) if device is not None else torch.device("cuda")
-    else:
-        dev = torch.device(device) if device is not None else torch.device("cpu")
-    key = (name, str(dev))
-    if key not in _INSTANCES:
-        if name == "nvdiffrast":
-            from .nvdiffrast_backend import NvdiffrastRasterizer
-
-            _INSTANCES[key] = NvdiffrastRasterizer(dev)
-        else:
-            from .torch_raster import TorchRasterizer
-
-            _INSTANCES[key] = TorchRasterizer(dev)
-    return _INSTANCES[key]
+    return _cuda() and bool(REGISTRY.get("rasterizer", "nvdiffrast").availability(_env("nvdiffrast", "cuda")))

@@ -45,6 +45,32 @@ def rasterize_uv(
     return rast.rasterize(screen, as_faces(uv_faces, rast.device), th, tw)
 
 
+def uv_coverage(uvs: np.ndarray, uv_faces: np.ndarray, size: int,
+                rasterizer: Rasterizer | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rasterize_uv` as numpy: ``(face_id (size, size) int64, -1 where no face; bary (size, size, 3)
+    float32)``. The one UV rasterization every texture painter and baker uses."""
+    with torch.no_grad():
+        frags = rasterize_uv(uvs, uv_faces, size, rasterizer)
+    return frags.tri_id.cpu().numpy().astype(np.int64), frags.bary.cpu().numpy().astype(np.float32)
+
+
+def fill_gutters(image: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Every uncovered texel takes the colour of the nearest covered one (no seams, no black borders under
+    bilinear filtering and mip-mapping). Works in place on float or integer images of any channel count."""
+    import cv2
+
+    if covered.all() or not covered.any():
+        return image
+    _, labels = cv2.distanceTransformWithLabels(
+        (~covered).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # Labels number the zero (covered) pixels 1..K in raster order.
+    src = image[covered]
+    lab = labels[~covered] - 1
+    image[~covered] = src[np.clip(lab, 0, len(src) - 1)]
+    return image
+
+
 @dataclass
 class TexelVisibility:
     """Per-texel projection of a mesh's UV texture into one camera image.

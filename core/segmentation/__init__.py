@@ -7,11 +7,9 @@ from .mediapipe_backend import MediaPipeSegmenter
 from .people import EDGES, PersonMask, find_people
 from .refine import guided_filter
 from .rembg_backend import RembgSegmenter, find_rembg_model
-from .select import AUTO_ORDER, BACKENDS, choose_segmenter, segment_person, segmenter_availability
+from .select import choose_segmenter, segment_person, segmenter_availability
 
 __all__ = [
-    "AUTO_ORDER",
-    "BACKENDS",
     "EDGES",
     "AlphaSegmenter",
     "MediaPipeSegmenter",

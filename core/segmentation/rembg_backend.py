@@ -67,14 +67,15 @@ def find_rembg_model(names: tuple[str, ...] | None = None) -> tuple[str, Path] |
 
 
 class RembgSegmenter(Segmenter):
-    """rembg on a locally provisioned model. Sessions are cached per model and shared; thread-safe."""
+    """rembg on a locally provisioned model. Sessions are kept per model by the instance (which the model
+    cache holds, so "release" drops them); thread-safe."""
 
     name: ClassVar[str] = "rembg"
-    _sessions: ClassVar[dict[str, Any]] = {}
-    _sessions_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, model_name: str | None = None) -> None:
         self._requested = model_name
+        self._sessions: dict[str, Any] = {}
+        self._sessions_lock = threading.Lock()
 
     @classmethod
     def availability(cls, model_name: str | None = None) -> Availability:
@@ -124,3 +125,8 @@ class RembgSegmenter(Segmenter):
         if mask.shape != rgba.shape[:2]:
             raise BackendFailedError(f"rembg ({model}) returned a {mask.shape} mask for a {rgba.shape[:2]} image")
         return mask
+
+
+def rembg_availability() -> Availability:
+    """The registry's check (:mod:`strata.core.backends`): a model file on disk."""
+    return RembgSegmenter.availability()

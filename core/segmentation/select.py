@@ -1,101 +1,74 @@
-"""The one place that decides which segmentation backend runs.
+"""Person segmentation through the one backend registry: which backend runs, and the whole step in one call.
 
-``auto`` policy: a photo whose alpha is a real cut-out is segmented by its alpha (nothing beats the user's
-own mask); any other photo goes to the best backend available here, in :data:`AUTO_ORDER`: rembg when
-its weights have been provisioned (dedicated matting-grade models), else MediaPipe (always offline).
-Instances are cached so model sessions and graphs are built once per process.
+``auto`` policy (declared as data in :mod:`strata.core.backends`): a photo whose alpha is a real cut-out is
+segmented by its alpha (nothing beats the user's own mask: that backend needs the fact "cutout"); any
+other photo goes to the best backend available here: rembg when its weights have been provisioned
+(matting-grade models), else MediaPipe (always offline). Built segmenters live in the model cache.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..imaging.backends import Availability
 from ..imaging.errors import BackendUnavailableError
-from .alpha import AlphaSegmenter
+from ..registry import Availability, BackendUnavailable
 from .base import Segmenter
-from .mediapipe_backend import MediaPipeSegmenter
 from .people import PersonMask, find_people
-from .rembg_backend import RembgSegmenter
 
-BACKENDS: Mapping[str, type[Segmenter]] = {
-    "alpha": AlphaSegmenter,
-    "rembg": RembgSegmenter,
-    "mediapipe": MediaPipeSegmenter,
-}
-#: Best first, for photos without a cut-out.
-AUTO_ORDER: tuple[str, ...] = ("rembg", "mediapipe")
+if TYPE_CHECKING:
+    from ..cache import ModelCache
+    from ..compute import ComputeEnv
 
-_instances: dict[str, Segmenter] = {}
-_lock = threading.Lock()
+STAGE = "segmentation"
 
 
-def segmenter_availability() -> dict[str, Availability]:
+def segmenter_availability(env: ComputeEnv | None = None) -> dict[str, Availability]:
     """Every backend's availability, for the server's capabilities report and the add-on's menu."""
-    return {name: cls.availability() for name, cls in BACKENDS.items()}
+    from ..backends import REGISTRY
+
+    return REGISTRY.availability(env or _cpu()).get(STAGE, {})
 
 
-def choose_segmenter(name: str = "auto", *, has_cutout: bool = False) -> Segmenter:
-    """Return the (shared) segmenter to use.
+def choose_segmenter(name: str = "auto", *, has_cutout: bool = False, env: ComputeEnv | None = None,
+                     cache: ModelCache | None = None) -> Segmenter:
+    """The (cached) segmenter to use.
 
     Args:
-        name: "auto", or a key of :data:`BACKENDS`.
+        name: "auto", or a registered segmentation backend ("alpha", "rembg", "mediapipe").
         has_cutout: whether the photo's alpha is a real cut-out (``LoadedImage.has_cutout``).
 
     Raises:
         BackendUnavailableError: unknown name, "alpha" without a cut-out, or the backend cannot run here.
     """
-    if name == "auto":
-        if has_cutout:
-            return _instance("alpha")
-        reasons = []
-        for candidate in AUTO_ORDER:
-            avail = BACKENDS[candidate].availability()
-            if avail:
-                return _instance(candidate)
-            reasons.append(f"{candidate}: {avail.reason}")
-        raise BackendUnavailableError(
-            "No segmentation backend can run here, and the photo has no cut-out alpha. " + " ".join(reasons),
-            hint="Use a photo with the background already removed (PNG with transparency), or install MediaPipe.",
-            backend="auto",
-        )
-    if name not in BACKENDS:
-        raise BackendUnavailableError(
-            f"Unknown segmentation backend {name!r}.",
-            hint=f"Use one of: auto, {', '.join(BACKENDS)}.",
-            backend=name,
-        )
-    if name == "alpha" and not has_cutout:
-        raise BackendUnavailableError(
-            "The alpha backend needs a photo with the background removed, and this one has none.",
-            hint="Choose 'auto' or another backend, or use a PNG with transparency.",
-            backend=name,
-        )
-    avail = BACKENDS[name].availability()
-    if not avail:
-        raise BackendUnavailableError(f"The {name} backend cannot run here: {avail.reason}", backend=name)
-    return _instance(name)
+    from ..backends import REGISTRY
+
+    facts = ("cutout",) if has_cutout else ()
+    try:
+        return REGISTRY.build(STAGE, name, env=env or _cpu(), cache=cache, facts=facts)
+    except BackendUnavailable as exc:
+        hint = exc.hint or ("Use a photo with the background already removed (PNG with transparency), or "
+                            "install MediaPipe." if name == "auto" else "Choose 'auto' or another backend.")
+        raise BackendUnavailableError(exc.message[:1].upper() + exc.message[1:] + ".", hint=hint,
+                                      backend=name) from None
 
 
 def segment_person(
-    rgba: np.ndarray, *, has_cutout: bool, backend: str = "auto", strict: bool = False, **find_kwargs
+    rgba: np.ndarray, *, has_cutout: bool, backend: str = "auto", strict: bool = False,
+    env: ComputeEnv | None = None, cache: ModelCache | None = None, **find_kwargs
 ) -> PersonMask:
     """Choose a backend, segment, and pick the person: the whole segmentation step in one call.
 
     ``find_kwargs`` go to :func:`find_people`. The returned ``PersonMask.backend`` names the backend used.
     """
-    seg = choose_segmenter(backend, has_cutout=has_cutout)
+    seg = choose_segmenter(backend, has_cutout=has_cutout, env=env, cache=cache)
     people = find_people(seg.segment(rgba), strict=strict, **find_kwargs)
     return replace(people, backend=seg.name)
 
 
-def _instance(name: str) -> Segmenter:
-    with _lock:
-        seg = _instances.get(name)
-        if seg is None:
-            seg = _instances[name] = BACKENDS[name]()
-        return seg
+def _cpu() -> ComputeEnv:
+    from ..compute import ComputeEnv
+
+    return ComputeEnv()

