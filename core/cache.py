@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -57,6 +58,12 @@ class ModelCache:
                 self._loading.pop(key, None)
             return model
 
+    def lru(self, name: str, size: int) -> BoundedCache:
+        """A small least-recently-used cache kept *in* this cache under ``name``, for derived buffers keyed by
+        content (UV layouts, edge topologies): bounded, so meshes that change every job cannot grow it
+        without limit, and dropped by :meth:`release` with everything else."""
+        return self.get(model_key(name, size=size), lambda: BoundedCache(size))
+
     def peek(self, key: str) -> Any | None:
         """The model for ``key`` if it is loaded, else None (never loads)."""
         with self._lock:
@@ -86,6 +93,30 @@ class ModelCache:
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
         return keys
+
+
+class BoundedCache:
+    """A thread-safe LRU of at most ``size`` entries (see :meth:`ModelCache.lru`)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, loader: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = loader()  # outside the lock: a slow build does not block other keys
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 _PROCESS_CACHE = ModelCache()

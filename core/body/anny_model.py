@@ -126,6 +126,9 @@ class AnnyBody(BodyModel):
         self._e33 = torch.zeros(4, 4, device=self.device)
         self._e33[3, 3] = 1.0
         self._identity_pose = torch.eye(3, device=self.device).expand(1, self.num_joints, 3, 3)
+        # Painted skin textures per (tone, size, eye colour), on the instance: the model cache owns the
+        # model, so "release" frees them with it (a class-level lru_cache would keep every model alive).
+        self._skin_textures: dict[tuple, np.ndarray] = {}
 
     # --- BodyModel -----------------------------------------------------------------------------------
 
@@ -212,7 +215,12 @@ class AnnyBody(BodyModel):
 
         Cached per arguments (a 2048^2 texture takes about a second); a fresh copy is returned each time.
         """
-        return self._skin_texture_cached(_hashable(tone), int(size), _hashable(eye_color)).copy()
+        key = (_hashable(tone), int(size), _hashable(eye_color))
+        if key not in self._skin_textures:
+            if len(self._skin_textures) >= 4:  # a few (tone, size) pairs serve a server; keep memory bounded
+                self._skin_textures.pop(next(iter(self._skin_textures)))
+            self._skin_textures[key] = self._paint_skin_texture(*key)
+        return self._skin_textures[key].copy()
 
     # --- internals -----------------------------------------------------------------------------------
 
@@ -235,8 +243,7 @@ class AnnyBody(BodyModel):
         index = np.argmin(((rgb[:, None, :] - table[None]) ** 2).sum(-1), axis=1)
         return names, index.astype(np.int64)
 
-    @functools.lru_cache(maxsize=4)  # noqa: B019 - models live for the process (registry cache)
-    def _skin_texture_cached(self, tone: Any, size: int, eye_color: Any) -> np.ndarray:
+    def _paint_skin_texture(self, tone: Any, size: int, eye_color: Any) -> np.ndarray:
         from PIL import Image
 
         from .texture import paint_skin_texture

@@ -201,7 +201,7 @@ def uv_layout(uvs: np.ndarray, uv_faces: np.ndarray, size: int, rasterizer: Rast
               cache: ModelCache | None = None) -> _UVLayout:
     """Covered texels of a UV layout, kept in the model cache by content: the body's layout never changes
     between jobs, and rasterizing it at 2048^2 costs ~1.5 s on a CPU (a server warms it at start-up)."""
-    from ..cache import model_key, process_cache
+    from ..cache import process_cache
 
     uv = np.ascontiguousarray(np.asarray(uvs, np.float32))
     uf = np.ascontiguousarray(np.asarray(uv_faces, np.int64))
@@ -213,7 +213,7 @@ def uv_layout(uvs: np.ndarray, uv_faces: np.ndarray, size: int, rasterizer: Rast
         texel = np.flatnonzero(tri_id >= 0)
         return _UVLayout(size=int(size), texel=texel, tri=tri_id[texel], bary=bary[texel])
 
-    return (cache or process_cache()).get(model_key(f"uv_layout/{digest}", size=int(size)), load)
+    return (cache or process_cache()).lru("texture/uv_layouts", 4).get((digest, int(size)), load)
 
 
 def _depth_visible(screen: np.ndarray, cos: np.ndarray, zbuf: np.ndarray, cam: Camera) -> np.ndarray:

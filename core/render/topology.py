@@ -3,23 +3,22 @@
 Why: the soft silhouette needs, every iteration, which mesh edges separate a
 camera-facing from a back-facing triangle (the contour generator). The edge list and
 the half-edge -> edge map depend only on the faces, which stay fixed through a fit, so
-they are built once (a sort of 3F half-edges, a few ms) and looked up by a content hash.
+they are built once (a sort of 3F half-edges, a few ms) and looked up by a content hash, in a
+small LRU kept in the model cache (so "release" drops them too).
 """
 
 from __future__ import annotations
 
 import hashlib
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 
-_CACHE: OrderedDict[tuple, EdgeTopology] = OrderedDict()
 _CACHE_SIZE = 8
 # Fast path: the same faces tensor object, unmodified since (its version counter), skips
-# even the content hash (~0.7 ms for a 27k-triangle body).
-_LAST: list = [None, -1, None]  # [weakref to faces tensor, its _version, EdgeTopology]
+# even the content hash (~0.7 ms for a 27k-triangle body). Weak references only: the LRU owns the topology.
+_LAST: list = [None, -1, None]  # [weakref to faces tensor, its _version, weakref to EdgeTopology]
 
 
 @dataclass(frozen=True)
@@ -57,19 +56,15 @@ def _build(faces: torch.Tensor) -> EdgeTopology:
 
 def edge_topology(faces: torch.Tensor) -> EdgeTopology:
     """Cached :class:`EdgeTopology` for ``faces`` (F, 3) int64 (any device)."""
-    ref, version, topo = _LAST
-    if ref is not None and ref() is faces and version == faces._version:
+    from ..cache import process_cache
+
+    ref, version, topo_ref = _LAST
+    topo = topo_ref() if topo_ref is not None else None
+    if topo is not None and ref() is faces and version == faces._version:
         return topo
     f = faces.detach()
     digest = hashlib.blake2b(f.cpu().numpy().tobytes(), digest_size=16).digest()
     key = (tuple(f.shape), str(f.device), digest)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-    else:
-        hit = _build(f)
-        _CACHE[key] = hit
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _LAST[:] = [weakref.ref(faces), faces._version, hit]
+    hit = process_cache().lru("render/edge_topology", _CACHE_SIZE).get(key, lambda: _build(f))
+    _LAST[:] = [weakref.ref(faces), faces._version, weakref.ref(hit)]
     return hit
