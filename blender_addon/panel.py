@@ -187,4 +187,26 @@ class STRATA_PT_server(_Panel, bpy.types.Panel):
         layout.operator("strata.import_asset", icon="IMPORT")
 
 
-CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_parameters, STRATA_PT_server)
+class STRATA_PT_backends(_Panel, bpy.types.Panel):
+    """What the server will run for each stage, and why the others will not (the server's registry)."""
+
+    bl_idname = "STRATA_PT_backends"
+    bl_label = "Backends"
+    bl_parent_id = "STRATA_PT_server"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        lines = runtime.RUNTIME.session.backend_lines()
+        if not lines:
+            layout.label(text="Connect to see what the server runs", icon="INFO")
+            return
+        col = layout.column(align=True)
+        for text, state in lines:
+            if state == "unavailable":
+                _wrapped(col, text, icon="BLANK1")
+            else:
+                col.label(text=text, icon="CHECKMARK" if state == "runs" else "ERROR")
+
+
+CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_parameters, STRATA_PT_server, STRATA_PT_backends)

@@ -189,6 +189,9 @@ class Session:
     def supports(self, kind: str) -> tuple[bool, str]:
         """Whether the connected server offers `kind`, and if not, why (in words)."""
         kinds = self.job_kinds()
+        refused = self.welcome.get("capabilities", {}).get("unavailable_kinds") or {}
+        if isinstance(refused, dict) and kind in refused:  # protocol 1.1: known, but cannot run on this server
+            return False, f"the server cannot run '{kind}' jobs: {refused[kind] or 'unavailable'}"
         if kind not in kinds:
             offered = ", ".join(sorted(kinds)) or "none"
             return False, f"the server at {self.address} has no '{kind}' job (it offers: {offered})"
@@ -196,6 +199,26 @@ class Session:
         if info.get("available") is False:
             return False, f"the server cannot run '{kind}' jobs: {info.get('unavailable_reason') or 'not installed'}"
         return True, ""
+
+    def backend_lines(self) -> list[tuple[str, str]]:
+        """(text, state) lines from the server's registry report (protocol 1.1): per stage the backend "auto"
+        will use (state "runs", or "none" when nothing can), then each backend that cannot run here with the
+        server's reason (state "unavailable")."""
+        report = self.welcome.get("capabilities", {}).get("backends") or {}
+        lines: list[tuple[str, str]] = []
+        if not isinstance(report, dict):
+            return lines
+        for stage, found in report.items():
+            if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
+                continue  # an older server's shape: nothing reliable to show
+            ready = [name for name, v in found.items() if v.get("ok") and not v.get("needs")]
+            ready = ready or [name for name, v in found.items() if v.get("ok")]
+            label = stage.replace("_", " ").capitalize()
+            lines.append((f"{label}: {ready[0] if ready else 'nothing can run'}", "runs" if ready else "none"))
+            for name, v in found.items():
+                if not v.get("ok"):
+                    lines.append((f"{name}: {v.get('reason') or 'unavailable'}", "unavailable"))
+        return lines
 
     def status_line(self) -> str:
         if self.connecting:

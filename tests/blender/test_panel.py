@@ -133,3 +133,33 @@ def test_photo_preview(addon) -> None:
     assert tuple(preview.image_size) != (0, 0)  # loaded; background mode has no icons (icon_id 0) to draw
     icons = [kw["icon_value"] for name, _, kw in log if name == "template_icon"]
     assert icons == ([preview.icon_id] if preview.icon_id else [])
+
+
+def test_backends_panel_lists_what_runs_and_why_not(addon, runtime) -> None:
+    """Protocol 1.1's registry report: the backend "auto" runs per stage, and each one that cannot, with
+    the server's reason; a kind listed as unavailable is refused before anything is sent."""
+    session_mod = __import__(f"{MODULE}.session", fromlist=["Session"])
+    rt = runtime.RUNTIME
+    saved = rt.session
+    rt.session = session_mod.Session(address="tcp://127.0.0.1:1", connected=True)
+    rt.session.welcome = {"capabilities": {
+        "backends": {
+            "segmentation": {"alpha": {"ok": True, "reason": "", "needs": ["cutout"]},
+                             "mediapipe": {"ok": True, "reason": "", "needs": []}},
+            "rasterizer": {"nvdiffrast": {"ok": False, "reason": "needs CUDA (this server runs on cpu)", "needs": []},
+                           "torch": {"ok": True, "reason": "", "needs": []}},
+            "multiview": {"pshuman": {"ok": False, "reason": "no weights in /w/PSHuman", "needs": []}}},
+        "job_kinds": {"body": {"available": True}},
+        "unavailable_kinds": {"generate": "needs CUDA (this server runs on cpu)"}}}
+    try:
+        lines = rt.session.backend_lines()
+        log = _draw(bpy.types.STRATA_PT_backends)
+        ok, why = rt.session.supports("generate")
+    finally:
+        rt.session = saved
+    assert ("Segmentation: mediapipe", "runs") in lines  # alpha runs only for cut-outs
+    assert ("Rasterizer: torch", "runs") in lines and ("Multiview: nothing can run", "none") in lines
+    assert ("nvdiffrast: needs CUDA (this server runs on cpu)", "unavailable") in lines
+    labels = " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
+    assert "Rasterizer: torch" in labels and "needs CUDA" in labels
+    assert not ok and "needs CUDA" in why
