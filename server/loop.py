@@ -352,6 +352,13 @@ class Server:
             raise ProtocolError(ErrorCode.UNKNOWN_JOB_KIND, f"this server does not run {name!r} jobs; it runs "
                                 f"{', '.join(self.kinds)}", {"kind": name})
         params = spec.validate(msg.fields.get("params") or {})
+        env, _ = self.probe.snapshot()
+        # Said now, not after a queue wait. While the device is still being found (the first second after
+        # start), only a missing pipeline refuses: the worker waits for the device anyway.
+        reason = self.kinds[name].unavailable(env, stages=env is not None)
+        if reason is not None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, f"this server cannot run {name!r} jobs: {reason}",
+                                {"kind": name, "reason": reason})
         inputs = self._inputs(spec, msg)
         if len(self.store.queued()) >= self.config.max_queue:
             raise ProtocolError(ErrorCode.BUSY, f"{self.config.max_queue} jobs are already queued; try again later",

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from strata.client import cli
 from strata.client.outputs import OutputError, check_output
 from strata.client.progress_bar import ProgressBar
 from strata.core.progress import Cancelled
-from strata.exchange.client import CurveKeys, Event, _as_event, generate_keys
+from strata.exchange.client import CurveKeys, Event, RemoteError, _as_event, generate_keys
 from strata.exchange.wire import protocol
 from strata.exchange.wire.jobs import JOB_SPECS
 from strata.exchange.wire.protocol import ErrorCode, JobState
@@ -231,3 +232,42 @@ def test_client_works_vendored_without_the_strata_package(tmp_path):
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_kind_without_a_runnable_backend_is_not_advertised_and_is_refused(tmp_path):
+    """In-process server with a kind that needs a stage nothing can run: `welcome` lists it under
+    `unavailable_kinds` with the registry's reason, and a submit is refused at once with `unavailable`."""
+    from strata.exchange.client import Client
+    from strata.server.config import ServerConfig
+    from strata.server.kinds.echo import EchoKind
+    from strata.server.loop import Server
+
+    class NeedsMultiview(EchoKind):
+        stages = ("multiview",)
+
+    port = _free_port()
+    config = ServerConfig(bind=f"tcp://127.0.0.1:{port}", data_dir=tmp_path / "data", device="cpu")
+    config.data_dir.mkdir()
+    server = Server(config, logging.getLogger("test"), kinds={"echo": NeedsMultiview()})
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=10) as client:
+            server.probe.wait(30)
+            caps = client.hello()["capabilities"]
+            assert "echo" not in caps["job_kinds"]
+            assert "no multiview backend can run here" in caps["unavailable_kinds"]["echo"]
+            with pytest.raises(RemoteError) as info:
+                client.submit("echo", {})
+            assert info.value.code == "unavailable" and "multiview" in info.value.message
+    finally:
+        server.request_stop()
+        thread.join(10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

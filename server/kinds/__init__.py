@@ -1,8 +1,9 @@
 """The registry of job kinds this server runs: the one place a new kind is added.
 
 Each kind's parameters and inputs are declared in exchange/wire/jobs.py (shared with clients); its
-implementation lives in a module here. A kind whose pipeline is not installed is still listed (with
-the reason in `welcome`), and its jobs fail with the error code `unavailable`.
+implementation lives in a module here, with the registry stages it needs. A kind that cannot run here (its
+pipeline not installed, a stage without a runnable backend) is listed under `unavailable_kinds` in
+`welcome` with the reason, and a submit of it is refused with the error code `unavailable`.
 """
 
 from __future__ import annotations

@@ -113,12 +113,13 @@ class JobKind:
     def name(self) -> str:
         return self.spec.kind
 
-    def unavailable(self, env: ComputeEnv | None = None) -> str | None:
+    def unavailable(self, env: ComputeEnv | None = None, *, stages: bool = True) -> str | None:
         """Why this kind cannot run under ``env`` (a missing module, a stage without a runnable backend), or
-        None. Cheap: no imports (``env`` None: the device is not known yet, judge by packages and files)."""
+        None. Cheap: no imports (``env`` None: the device is not known yet, judge by packages and files).
+        ``stages=False`` checks the pipeline module only."""
         if self.pipeline is not None and not module_exists(self.pipeline):
             return f"not installed: {self.pipeline}"
-        for stage in self.stages:
+        for stage in self.stages if stages else ():
             ready = REGISTRY.is_ready(stage, env)
             if not ready:
                 return ready.reason
