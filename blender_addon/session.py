@@ -235,5 +235,7 @@ class Session:
         if "gpu_free_bytes" in memory:
             parts.append(f"{memory['gpu_free_bytes'] / 2**30:.1f} GiB GPU free")
         models = caps.get("models_loaded") or []
-        parts.append(f"models: {', '.join(map(str, models))}" if models else "no models loaded")
+        # Model-cache keys ("body_model/anny@cpu/float32;rig=anny") are for logs: the panel names the models.
+        names = sorted({str(m).split("@")[0].split("/")[-1] for m in models})
+        parts.append(f"models: {', '.join(names)}" if names else "no models loaded")
         return " | ".join(parts)

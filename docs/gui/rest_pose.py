@@ -1,0 +1,78 @@
+"""GUI driver (../shared/tools/blender-gui): reconstruct a photo in a real Blender window and show the
+asset contract: the human imported in the photo's pose, and the same armature at its A-pose rest.
+
+    T=../shared/tools/blender-gui
+    $T/run.sh --project . --out /tmp/shots --addon dist/strata-0.1.0-linux-x64.zip --mount ../shared/examples \
+        --host-cmd ".venv/bin/strata-server --bind tcp://127.0.0.1:5599 --data-dir /tmp/strata-gui" \
+        -- docs/gui/rest_pose.py tcp://127.0.0.1:5599 $(realpath ../shared/examples/pexels-zdmit-6780091.png)
+
+Writes 01_connected, 02_posed, 03_rest (.png) in OUT and logs the armature's rest-pose facts.
+"""
+
+import importlib
+
+import bpy
+
+
+def _connect(rt, address):
+    for attempt in range(30):
+        with bpy.context.temp_override(**view3d_override()):
+            bpy.ops.strata.connect()
+        try:
+            yield from wait_until(lambda: rt.session.connected, timeout=6, what="the server's hello")
+            return
+        except TimeoutError:
+            log(f"not connected yet (attempt {attempt + 1})")
+    raise RuntimeError(f"no server at {address}")
+
+
+def _frame(obj):
+    for o in bpy.context.selected_objects:
+        o.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.view3d.view_axis(type="FRONT")
+        bpy.ops.view3d.view_selected()
+
+
+def main():
+    address, photo = ARGS[0], ARGS[1]
+    rt = importlib.import_module(ADDON_MODULE + ".runtime").RUNTIME
+    for name in ("Cube",):  # the start-up scene's cube stands where the human will
+        if name in bpy.data.objects:
+            bpy.data.objects.remove(bpy.data.objects[name])
+    bpy.context.preferences.addons[ADDON_MODULE].preferences.address = address
+    bpy.context.scene.strata.photo = photo
+    yield from open_sidebar_tab("Strata")
+    yield from _connect(rt, address)
+    log("backends:", rt.session.backend_lines())
+    yield from settle()
+    shot("01_connected")
+
+    with bpy.context.temp_override(**view3d_override()):
+        result = bpy.ops.strata.reconstruct()
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"strata.reconstruct returned {result}")
+    yield from wait_until(lambda: not rt.session.busy, timeout=600, what="the job to finish")
+    yield from wait_until(lambda: bool(rt.imported) or rt.session.problem is not None, timeout=60,
+                          what="the import")
+    if rt.session.problem is not None:
+        shot("02_problem")
+        raise RuntimeError(f"job failed: {rt.session.problem.text}")
+    arm = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+    body = next(o for o in bpy.context.scene.objects if o.type == "MESH" and o.parent == arm)
+    log("rest pose:", arm.get("strata_rest_pose", arm.data.get("strata_rest_pose")), "| posed bones:",
+        sum(1 for b in arm.pose.bones if b.matrix_basis != b.matrix_basis.Identity(4)))
+    _frame(arm)
+    yield 1.0
+    yield from settle()
+    shot("02_posed")
+
+    arm.data.pose_position = "REST"  # the button "Rest Position" in the armature's properties
+    yield 1.0
+    yield from settle()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    zs = [v.co.z for v in body.evaluated_get(depsgraph).data.vertices]
+    log(f"at rest: the mesh stands from z={min(zs):.4f} to {max(zs):.3f}")
+    shot("03_rest")
