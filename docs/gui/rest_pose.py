@@ -7,7 +7,10 @@ asset contract: the human imported in the photo's pose, and the same armature at
         -- docs/gui/rest_pose.py tcp://127.0.0.1:5599 $(realpath ../shared/examples/pexels-zdmit-6780091.png)
 
 Writes 01_connected, 02_posed, 03_rest (.png) in OUT and logs the armature's rest-pose facts.
+The driver runs inside the tool's bootstrap, which provides ARGS, OUT, ADDON_MODULE, log, shot, settle,
+wait_until, view3d_override and open_sidebar_tab as globals.
 """
+# ruff: noqa: F821
 
 import importlib
 
