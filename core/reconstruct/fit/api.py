@@ -30,7 +30,7 @@ import torch
 from ...body.base import BodyModel
 from ...pose.keypoints import Keypoints2D
 from ...progress import Progress, Silent
-from ...render import Rasterizer, get_rasterizer, nvdiffrast_available
+from ...render import Rasterizer, get_rasterizer
 from ...render.camera import OrthographicCamera, orbit_rotation
 from ..keypoints import LandmarkMap
 from ..posing import Poser, rot_z
@@ -154,11 +154,11 @@ def fit_body(
 
 
 def default_rasterizer(device: torch.device) -> Rasterizer:
-    """The rasterizer for a body on ``device``: nvdiffrast for a CUDA body when it runs here, else the torch
-    one on that same device. Named explicitly because "auto" follows the machine, not the body: it would
-    pick nvdiffrast for a CPU body on a CUDA machine (which only takes CUDA tensors)."""
-    backend = "nvdiffrast" if device.type == "cuda" and nvdiffrast_available() else "torch"
-    return get_rasterizer(backend, device=device)
+    """The rasterizer the registry chooses for a body on ``device`` (nvdiffrast for a CUDA body when it runs
+    here, else the torch one on that same device): the environment is the body's, not the machine's."""
+    from ...compute import ComputeEnv
+
+    return get_rasterizer(env=ComputeEnv(device=str(device)))
 
 
 def _finish(problem: FitProblem, losses: dict[str, float]) -> BodyFit:
