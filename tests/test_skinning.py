@@ -239,3 +239,72 @@ def test_anny_unpose_into_the_standard_rest_and_back(anny):
     print(f"un-posed vs true rest pose (all {all_joints.shape[1]} influences): mean {err_all.mean() * 1e3:.2f} mm, "
           f"max {err_all.max() * 1e3:.1f} mm")
     assert err.mean() < 2e-3 and err.max() < 0.05
+
+
+def _closest_brute_force(v: np.ndarray, f: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Distance from each point to the mesh, by another method: for every triangle, the projection onto its
+    plane if it falls inside, else the nearest point of its three edges."""
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    n = np.cross(b - a, c - a)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    best = np.full(len(p), np.inf)
+    for i, q in enumerate(p):
+        d_plane = ((q - a) * n).sum(1)
+        proj = q - d_plane[:, None] * n
+        inside = np.ones(len(f), bool)
+        for x, y in ((a, b), (b, c), (c, a)):
+            inside &= (np.cross(y - x, proj - x) * n).sum(1) >= 0
+        dist = np.where(inside, np.abs(d_plane), np.inf)
+        for x, y in ((a, b), (b, c), (c, a)):
+            t = np.clip(((q - x) * (y - x)).sum(1) / ((y - x) ** 2).sum(1), 0, 1)
+            dist = np.minimum(dist, np.linalg.norm(x + t[:, None] * (y - x) - q, axis=1))
+        best[i] = dist.min()
+    return best
+
+
+def test_closest_points_match_a_brute_force_search():
+    from strata.core.body.skinning import closest_points
+
+    trimesh = pytest.importorskip("trimesh")
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    v, f = np.asarray(sphere.vertices), np.asarray(sphere.faces)
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(200, 3))
+    points *= rng.uniform(0.7, 1.3, (200, 1)) / np.linalg.norm(points, axis=1, keepdims=True)
+    face, bary, dist = closest_points(v, f, points)
+    np.testing.assert_allclose(dist, _closest_brute_force(v, f, points), atol=1e-9)
+    found = np.einsum("pk,pkd->pd", bary, v[f[face]])
+    np.testing.assert_allclose(np.linalg.norm(found - points, axis=1), dist, atol=1e-9)
+    assert (bary >= -1e-12).all() and np.allclose(bary.sum(1), 1.0)
+
+
+def test_transferred_weights_make_an_offset_surface_follow_the_body():
+    """A surface 1 cm outside the body (a tight garment, a carved clothed surface) takes the body's weights
+    from its closest points: posed with them, it stays 1 cm outside the posed body."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("anny")
+    from strata.core.body import get_body_model
+    from strata.core.body.skinning import transfer_weights
+    from strata.exchange.asset.geometry import smooth_normals
+
+    body = get_body_model("anny", "anny")
+    rest = body.forward().rest_vertices[0].numpy().astype(np.float64)
+    normals = smooth_normals(rest.astype(np.float32), body.faces).astype(np.float64)
+    shell = rest + 0.01 * normals
+    joints, weights = body.skin_weights(4)
+    t_joints, t_weights = transfer_weights(rest, body.faces, joints, weights, shell)
+    assert t_joints.shape == (len(shell), 4) and np.allclose(t_weights.sum(1), 1.0, atol=1e-5)
+    same_main = (t_joints[:, 0] == joints[:, 0]).mean()
+    assert same_main > 0.8  # the rest straddle two bones, where the blend's largest weight may swap
+    pose = np.tile(np.eye(3, dtype=np.float32), (body.num_joints, 1, 1))
+    pose[body.joint_index("lowerleg01.L")] = axis_angle([1, 0, 0], 70)
+    pose[body.joint_index("upperarm01.R")] = axis_angle([0, 1, 0], -40)
+    with torch.no_grad():
+        out = body.forward(pose=torch.as_tensor(pose)[None])
+    rest_world = out.rest_joint_world[0].numpy()
+    posed_world = out.joint_world[0].numpy()
+    posed_body = pose_vertices(rest, joints, weights, rest_world, posed_world)
+    posed_shell = pose_vertices(shell, t_joints, t_weights, rest_world, posed_world)
+    gap = np.linalg.norm(posed_shell - posed_body, axis=1)
+    print(f"offset after posing: mean {gap.mean() * 1000:.2f} mm, 99 % {np.percentile(gap, 99) * 1000:.2f} mm")
+    assert abs(gap.mean() - 0.01) < 0.002 and np.percentile(gap, 99) < 0.03

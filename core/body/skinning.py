@@ -249,3 +249,112 @@ def skin_from(model: BodyModel, k: int = 4) -> Skin:
 
     idx, w = model.skin_weights(k)
     return Skin(idx.astype(np.uint16), w.astype(np.float32))
+
+
+# --------------------------------------------------------------------------- weights onto another surface
+
+
+def closest_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
+                   candidates: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each point, the closest point on the mesh among the triangles around its ``candidates`` nearest
+    vertices: ``(face index (P,), barycentric weights (P, 3), distance (P,))``.
+
+    Why candidates and not every triangle: the points are a surface carved from this very body (or a garment
+    over it), so the closest triangle touches one of the nearest few vertices; a k-d tree query plus
+    ~50 point-triangle tests per point keeps a 100k-point transfer under a second."""
+    from scipy.spatial import cKDTree
+
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    p = np.asarray(points, np.float64)
+    # 1. the faces around each vertex, padded to a rectangle (-1 = none)
+    order = np.argsort(f.ravel(), kind="stable")
+    owner = order // 3
+    counts = np.bincount(f.ravel(), minlength=len(v))
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    width = int(counts.max()) if len(counts) else 0
+    ring = np.full((len(v), width), -1, np.int64)
+    slot = np.arange(len(order)) - np.repeat(start, counts)
+    ring[np.repeat(np.arange(len(v)), counts), slot] = owner
+    # 2. candidate faces of each point: those around its nearest vertices
+    _, near = cKDTree(v).query(p, k=min(candidates, len(v)))
+    near = near.reshape(len(p), -1)
+    cand = ring[near].reshape(len(p), -1)  # (P, C)
+    valid = cand >= 0
+    cand = np.where(valid, cand, 0)
+    # 3. the closest point on each candidate triangle, then the best candidate
+    a, b, c = (v[f[cand][..., i]] for i in range(3))
+    bary = _closest_on_triangles(np.broadcast_to(p[:, None], a.shape), a, b, c)
+    closest = bary[..., 0:1] * a + bary[..., 1:2] * b + bary[..., 2:3] * c
+    dist = np.linalg.norm(closest - p[:, None], axis=-1)
+    dist[~valid] = np.inf
+    best = np.argmin(dist, axis=1)
+    rows = np.arange(len(p))
+    return cand[rows, best], bary[rows, best], dist[rows, best]
+
+
+def transfer_weights(src_vertices: np.ndarray, src_faces: np.ndarray, src_joints: np.ndarray,
+                     src_weights: np.ndarray, points: np.ndarray, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` skin weights for ``points`` from the closest point on the skinned source surface.
+
+    Each point takes the barycentric blend of its closest triangle's corner weights, so a carved surface that
+    lies on or just outside the fitted body deforms exactly as the body there does (rows sorted by weight,
+    summing to 1; unused slots weight 0 on the main joint)."""
+    face, bary, _ = closest_points(src_vertices, src_faces, points)
+    j = np.asarray(src_joints, np.int64)
+    w = np.asarray(src_weights, np.float64)
+    corners = np.asarray(src_faces, np.int64)[face]  # (P, 3)
+    cand_j = j[corners].reshape(len(points), -1)  # (P, 3K)
+    cand_w = (w[corners] * bary[..., None]).reshape(len(points), -1)
+    # Merge duplicate joints in each row, then keep the k largest.
+    order = np.argsort(cand_j, axis=1, kind="stable")
+    cand_j = np.take_along_axis(cand_j, order, axis=1)
+    cand_w = np.take_along_axis(cand_w, order, axis=1)
+    same = np.zeros_like(cand_j, bool)
+    same[:, 1:] = cand_j[:, 1:] == cand_j[:, :-1]
+    group = np.cumsum(~same, axis=1) - 1
+    merged = np.zeros_like(cand_w)
+    np.add.at(merged, (np.arange(len(points))[:, None], group), cand_w)
+    merged_j = np.zeros_like(cand_j)
+    np.put_along_axis(merged_j, group, cand_j, axis=1)
+    top = np.argsort(-merged, axis=1, kind="stable")[:, :k]
+    out_j = np.take_along_axis(merged_j, top, axis=1)
+    out_w = np.take_along_axis(merged, top, axis=1)
+    out_w /= np.maximum(out_w.sum(axis=1, keepdims=True), 1e-12)
+    out_j[out_w <= 0] = np.repeat(out_j[:, :1], k, axis=1)[out_w <= 0]
+    return out_j, out_w.astype(np.float32)
+
+
+def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (..., 3) of the closest point to ``p`` on triangles ``abc`` (Ericson's
+    region tests, vectorised): vertex, edge or face region, whichever holds the projection."""
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+    bp = p - b
+    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+    cp = p - c
+    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+    va = d3 * d6 - d5 * d4
+    vb = d5 * d2 - d1 * d6
+    vc = d1 * d4 - d3 * d2
+    denom = np.where(np.abs(va + vb + vc) < 1e-30, 1e-30, va + vb + vc)
+    v, w = vb / denom, vc / denom
+    out = np.stack([1.0 - v - w, v, w], axis=-1)  # inside the face
+
+    def put(region: np.ndarray, bary: np.ndarray) -> None:
+        out[region] = bary[region]
+
+    eps = 1e-30
+    # edges (checked before vertices so that vertex regions win where both hold)
+    t = d1 / np.maximum(d1 - d3, eps)
+    put((vc <= 0) & (d1 >= 0) & (d3 <= 0), np.stack([1 - t, t, np.zeros_like(t)], -1))
+    t = d2 / np.maximum(d2 - d6, eps)
+    put((vb <= 0) & (d2 >= 0) & (d6 <= 0), np.stack([1 - t, np.zeros_like(t), t], -1))
+    t = (d4 - d3) / np.maximum((d4 - d3) + (d5 - d6), eps)
+    put((va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), np.stack([np.zeros_like(t), 1 - t, t], -1))
+    # vertices
+    one, zero = np.ones_like(d1), np.zeros_like(d1)
+    put((d1 <= 0) & (d2 <= 0), np.stack([one, zero, zero], -1))
+    put((d3 >= 0) & (d4 <= d3), np.stack([zero, one, zero], -1))
+    put((d6 >= 0) & (d5 <= d6), np.stack([zero, zero, one], -1))
+    return out
