@@ -193,7 +193,7 @@ def people(body):
 
 
 def test_clothed_person_is_deterministic_geometry(body, people):
-    from strata.core.reconstruct.synthetic_clothed import make_clothed_person
+    from strata.core.reconstruct.synthetic_clothed import make_clothed_person, outer_mesh
 
     again = make_clothed_person(body, 5, garments=("shirt", "skirt"))
     skirt, _ = people["skirt"]
@@ -206,6 +206,8 @@ def test_clothed_person_is_deterministic_geometry(body, people):
     # what the views see: most of the skirt, little of the legs inside it
     s0, s1 = skirt.parts["skirt"]
     assert skirt.outer_faces[s0:s1].mean() > 0.4
+    _, outer = outer_mesh(skirt)
+    assert 0 < len(outer) < len(skirt.faces)
 
 
 def test_round_trip_rendered_views(people, tmp_path):

@@ -394,3 +394,10 @@ def write_person_views(person: ClothedPerson, folder: str | Path, size: int = 51
     write_views(folder, views)
     return views
 
+
+def outer_mesh(person: ClothedPerson) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices, faces) of the faces seen by any of the six views: the surface reconstructions are measured
+    against (Chamfer, normal consistency); needs :func:`render_views` first. Vertices are not compacted."""
+    if person.outer_faces is None:
+        raise ValueError("outer_faces is unknown: call render_views(person) first")
+    return person.vertices, person.faces[person.outer_faces]
