@@ -29,6 +29,12 @@ PSHUMAN_VIEWS: dict[str, float] = {
     "front": 0.0, "front_right": 45.0, "right": 90.0, "back": 180.0, "left": 270.0, "front_left": 315.0,
 }
 
+#: How much the body prior's and the texture's losses trust each of PSHuman's views (the side views least:
+#: the diffusion model's 45-degree views are the least consistent).
+PSHUMAN_VIEW_WEIGHTS: dict[str, float] = {
+    "front": 1.0, "front_right": 0.4, "right": 0.8, "back": 1.0, "left": 0.8, "front_left": 0.4,
+}
+
 
 @dataclass(frozen=True)
 class View:

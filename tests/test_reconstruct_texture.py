@@ -164,3 +164,39 @@ def test_a_segmentation_mask_that_strays_does_not_paint_the_background(sphere_sc
     with pytest.raises(ValueError, match="mask_margin_px"):
         bake_texture(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, photo, wide, size=64,
                      mask_margin_px=-1)
+
+
+def test_views_from_all_sides_bake_the_back_too():
+    """Six PSHuman-style views of a body painted front/back differently: the multi-view bake gets the back's
+    own colour, which the single-photo bake can only guess from the sides."""
+    from dataclasses import replace
+
+    from strata.core.body import get_body_model
+    from strata.core.reconstruct.texture import bake_texture_views
+    from strata.core.render import framing_camera, orbit_rotation
+    from strata.core.views import PSHUMAN_VIEW_WEIGHTS, PSHUMAN_VIEWS, View
+
+    body = get_body_model("anny")
+    with torch.no_grad():
+        verts = body.forward(pose=body.pose_preset("A")[None]).vertices[0].numpy()
+    mesh = {"verts": verts, "faces": np.asarray(body.faces), "uvs": body.uvs, "uv_faces": body.uv_faces}
+    size = 512
+    pos, covered = _texel_positions(mesh, size)
+    truth = np.where((pos[..., 1] > 0.0)[..., None], BLUE, RED)  # the back (+Y) blue, the front red
+    source = fill_gutters(truth.copy(), covered).astype(np.uint8)
+    front = framing_camera(verts, width=384, height=512)
+    views = []
+    for name, azimuth in PSHUMAN_VIEWS.items():
+        cam = replace(front, rotation=orbit_rotation(azimuth))
+        rgba = render_rgba(verts, body.faces, cam, texture=source, uvs=body.uvs, uv_faces=body.uv_faces, ambient=1.0)
+        views.append(View(name, rgba[..., :3].copy(), rgba[..., 3].astype(np.float32) / 255.0, camera=cam,
+                          exact_mask=True, weight=PSHUMAN_VIEW_WEIGHTS[name]))
+    many = bake_texture_views(verts, body.faces, body.uvs, body.uv_faces, views, size=size)
+    one = bake_texture_views(verts, body.faces, body.uvs, body.uv_faces, views[:1], size=size)
+    vis = texel_visibility(verts, body.faces, body.uvs, body.uv_faces, views[3].camera, size)
+    back = vis.visible.numpy() & (vis.cos.numpy() > 0.5)
+    err_many = np.abs(many.astype(np.float64) - truth).mean(-1)
+    err_one = np.abs(one.astype(np.float64) - truth).mean(-1)
+    print(f"back texels: six views {err_many[back].mean():.1f}, the front alone {err_one[back].mean():.1f}")
+    assert err_many[back].mean() < 10.0 and err_one[back].mean() > 60.0
+    assert err_many[covered].mean() < 20.0

@@ -40,6 +40,7 @@ makes the camera rasterization alone take ~0.8 s instead of 20 ms.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,7 @@ from ..render.texture import fill_gutters, uv_coverage
 
 if TYPE_CHECKING:
     from ..cache import ModelCache
+    from ..views import View
 
 #: Progress stage name reported by :func:`bake_texture`.
 STAGE = "texture"
@@ -134,7 +136,56 @@ def bake_texture(
         raise ValueError(f"mask {m.shape} does not match the image {img.shape[:2]}")
     cam, _, _ = camera_for_size(camera, (h, w))
     rast = rasterizer or get_rasterizer("torch")
-    return _bake(v, f, uvs, uv_faces, cam, img, m, size, int(mask_margin_px), progress, rast, cache)
+    return _bake(v, f, uvs, uv_faces, [_Source(cam, img, m, int(mask_margin_px))], size, progress, rast, cache)
+
+
+def bake_texture_views(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    uvs: np.ndarray,
+    uv_faces: np.ndarray,
+    views: Sequence[View],
+    *,
+    size: int = 2048,
+    progress: Progress | None = None,
+    rasterizer: Rasterizer | None = None,
+    cache: ModelCache | None = None,
+) -> np.ndarray:
+    """(size, size, 3) uint8 UV texture of the mesh from several views with cameras (PSHuman's six, or a
+    photo alone): :func:`bake_texture`'s steps per view, combined.
+
+    Where several views see a texel its colour is their average weighted by ``view.weight * cos^2``
+    (squarely seen views dominate; PSHuman's colour projection weights views the same way), and how much of
+    it replaces the fill colour is the best single view's blend weight; the fill field's anchors come from
+    every view. With one view this is exactly :func:`bake_texture`. Masks are trusted to 1 pixel for views
+    marked ``exact_mask``, else by :func:`mask_margin`.
+    """
+    progress = progress or Silent()
+    if size < MIN_SIZE:
+        raise ValueError(f"texture size must be >= {MIN_SIZE}, got {size}")
+    sources = []
+    for view in views:
+        if view.camera is None:
+            raise ValueError(f"view {view.name!r} has no camera: the texture needs to know where it looks from")
+        cam, _, _ = camera_for_size(view.camera, view.size)
+        sources.append(_Source(cam, np.asarray(view.image)[..., :3], np.asarray(view.mask, np.float32),
+                               mask_margin(view.mask, view.exact_mask), float(view.weight)))
+    if not sources:
+        raise ValueError("no views to bake a texture from")
+    rast = rasterizer or get_rasterizer("torch")
+    return _bake(np.asarray(vertices, np.float32), np.asarray(faces, np.int64), uvs, uv_faces, sources, size,
+                 progress, rast, cache)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One image the texture is baked from: its camera (sized to it), pixels, person mask, trusted margin."""
+
+    cam: Camera
+    img: np.ndarray
+    mask: np.ndarray
+    margin: int
+    weight: float = 1.0
 
 
 def _bake(
@@ -142,49 +193,43 @@ def _bake(
     f: np.ndarray,
     uvs: np.ndarray,
     uv_faces: np.ndarray,
-    cam: Camera,
-    img: np.ndarray,
-    m: np.ndarray,
+    sources: Sequence[_Source],
     size: int,
-    margin: int,
     progress: Progress,
     rast: Rasterizer,
     cache: ModelCache | None,
 ) -> np.ndarray:
-    """The body of :func:`bake_texture` (arguments validated, camera sized to the image)."""
-    h, w = img.shape[:2]
+    """The body of :func:`bake_texture` / :func:`bake_texture_views` (arguments validated, cameras sized)."""
+    # 1. where each texel is, and its smooth normal
     progress.report(STAGE, 0.0, "rasterizing the UV layout")
     layout = uv_layout(uvs, uv_faces, size, rast, cache)
-    progress.report(STAGE, 0.3, "projecting the photo")
-
-    screen_v = np.asarray(cam.to_screen(v), np.float32)
-    with torch.no_grad():
-        frags = rast.rasterize(torch.as_tensor(screen_v).to(rast.device), f, h, w, perspective=cam.is_perspective)
-    zbuf = frags.depth.cpu().numpy().astype(np.float32)
     vn = _vertex_normals(v, f)
-
-    photo = img.astype(np.float32)
-    person = _eroded(m, margin)
-    premult = photo * person[..., None]
-
-    # --- per-vertex fill colour field --------------------------------------------------------------
-    fill_v = _fill_colours(v, f, vn, screen_v, cam, zbuf, premult, person)
-    progress.report(STAGE, 0.55, "sampling texels")
-
-    # --- per-texel position, normal, fill colour (one gather), then the photo colour ----------------
-    per_texel = _interpolate(np.hstack([v, vn, fill_v]).astype(np.float32), f[layout.tri], layout.bary)
-    pos, nrm, fill = per_texel[:, 0:3], per_texel[:, 3:6], per_texel[:, 6:9]
+    per_texel = _interpolate(np.hstack([v, vn]).astype(np.float32), f[layout.tri], layout.bary)
+    pos, nrm = per_texel[:, 0:3], per_texel[:, 3:6]
     nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-    screen = np.asarray(cam.to_screen(pos), np.float32)
-    to_cam = np.asarray(cam.towards_camera(pos), np.float32)
-    cos = (nrm * to_cam).sum(1)
-    seen = _depth_visible(screen, cos, zbuf, cam)
-    colour, weight = _sample_masked(premult, person, screen[:, :2])
-    blend = seen * (weight >= MASK_LEVEL) * _smoothstep(cos, COS_FILL, COS_PHOTO)
+
+    # 2. per source: the texels it sees and their colours, and the anchors of the fill field
+    progress.report(STAGE, 0.3, "projecting the photo" if len(sources) == 1 else f"projecting {len(sources)} views")
+    colour_sum = np.zeros((len(pos), 3), np.float32)
+    weight_sum = np.zeros(len(pos), np.float32)
+    blend = np.zeros(len(pos), np.float32)
+    anchors = []
+    for src in sources:
+        seen_rgb, seen_w, seen_blend, anchor = _project(v, f, vn, pos, nrm, src, rast)
+        colour_sum += seen_w[:, None] * seen_rgb
+        weight_sum += seen_w
+        blend = np.maximum(blend, seen_blend)
+        anchors.append(anchor)
+
+    # 3. the fill colour for what no view shows squarely, then the blend per texel
+    progress.report(STAGE, 0.55, "sampling texels")
+    fill_v = _fill_colours(v, f, anchors, sources[0].cam)
+    fill = _interpolate(fill_v, f[layout.tri], layout.bary)
     progress.report(STAGE, 0.8, "filling unseen texels")
+    photo = colour_sum / np.maximum(weight_sum, 1e-12)[:, None]
+    texel_rgb = blend[:, None] * photo + (1.0 - blend[:, None]) * fill
 
-    texel_rgb = blend[:, None] * colour + (1.0 - blend[:, None]) * fill
-
+    # 4. the image, with gutters
     out = np.zeros((size * size, 3), np.float32)
     out[layout.texel] = texel_rgb
     covered = np.zeros(size * size, bool)
@@ -192,6 +237,34 @@ def _bake(
     out = fill_gutters(out.reshape(size, size, 3), covered.reshape(size, size))
     progress.report(STAGE, 1.0, "texture baked")
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _project(v: np.ndarray, f: np.ndarray, vn: np.ndarray, pos: np.ndarray, nrm: np.ndarray, src: _Source,
+             rast: Rasterizer) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """One source's part of the bake (module docstring, steps 2-3): per texel ``(colour, weight for the
+    multi-view average (blend * view weight * cos^2), blend weight against the fill)``, and the fill
+    field's anchors ``(colour (N, 3), weight (N,), premultiplied image, trusted mask)`` per vertex (weight 0:
+    not an anchor; the images give the mean colour when no view has an anchor at all)."""
+    cam, h, w = src.cam, src.img.shape[0], src.img.shape[1]
+    # 1. the camera's z-buffer
+    screen_v = np.asarray(cam.to_screen(v), np.float32)
+    with torch.no_grad():
+        frags = rast.rasterize(torch.as_tensor(screen_v).to(rast.device), f, h, w, perspective=cam.is_perspective)
+    zbuf = frags.depth.cpu().numpy().astype(np.float32)
+    # 2. the photo premultiplied by its trusted mask
+    person = _eroded(src.mask, src.margin)
+    premult = src.img.astype(np.float32) * person[..., None]
+    # 3. texels: seen, squarely enough, inside the mask
+    screen = np.asarray(cam.to_screen(pos), np.float32)
+    to_cam = np.asarray(cam.towards_camera(pos), np.float32)
+    cos = (nrm * to_cam).sum(1)
+    seen = _depth_visible(screen, cos, zbuf, cam)
+    colour, weight = _sample_masked(premult, person, screen[:, :2])
+    blend = seen * (weight >= MASK_LEVEL) * _smoothstep(cos, COS_FILL, COS_PHOTO)
+    average = blend * src.weight * np.clip(cos, 0.0, 1.0) ** 2
+    # 4. anchors of the fill field
+    rgb, weight = _anchors(v, vn, screen_v, cam, zbuf, premult, person)
+    return colour, average.astype(np.float32), blend.astype(np.float32), (rgb, weight * src.weight, premult, person)
 
 
 # --------------------------------------------------------------------------- UV layout
@@ -288,27 +361,13 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 # --------------------------------------------------------------------------- fill colours
 
 
-def _fill_colours(
-    v: np.ndarray,
-    f: np.ndarray,
-    vn: np.ndarray,
-    screen_v: np.ndarray,
-    cam: Camera,
-    zbuf: np.ndarray,
-    premult: np.ndarray,
-    person: np.ndarray,
-) -> np.ndarray:
-    """(N, 3) float32 vertex colours: photo colours at squarely seen vertices, harmonic elsewhere.
-
-    Solves ``(L + W + eps I) c = W c_seen + eps c_mean`` with ``L`` the mesh graph Laplacian and ``W``
-    the anchor weights: harmonic interpolation between anchors, and the mean colour in components no
-    anchor reaches (the tongue inside the mouth).
-    """
+def _anchors(v: np.ndarray, vn: np.ndarray, screen_v: np.ndarray, cam: Camera, zbuf: np.ndarray,
+             premult: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex colours a view shows squarely (cos >= 0.3, well inside the mask, sampled from a mask-normalised
+    blurred image so a vertex on a pupil or a seam does not spread it): ``(rgb (N, 3), weight (N,))``, weight
+    0 where the view gives no anchor."""
     import cv2
-    from scipy import sparse
-    from scipy.sparse.linalg import splu
 
-    n = len(v)
     to_cam = np.asarray(cam.towards_camera(v), np.float32)
     cos = (vn * to_cam).sum(1)
     seen = _depth_visible(screen_v, cos, zbuf, cam) > 0
@@ -317,8 +376,28 @@ def _fill_colours(
     rgb, wgt = _sample_masked(blur_p, blur_m, screen_v[:, :2])
     # Anchors sit well inside the mask: the blurred mask is ~1 only a blur radius away from its border.
     anchor = seen & (cos >= COS_ANCHOR) & (wgt >= 0.9)
-    if not anchor.any():
-        mean = premult.reshape(-1, 3).sum(0) / max(float(person.sum()), 1e-6)
+    return rgb, np.where(anchor, 10.0 * np.clip(cos, 0.0, 1.0), 0.0).astype(np.float64)
+
+
+def _fill_colours(v: np.ndarray, f: np.ndarray, anchors: Sequence[tuple[np.ndarray, ...]],
+                  cam: Camera) -> np.ndarray:
+    """(N, 3) float32 vertex colours: the anchors' colours where the views show them squarely (weighted
+    over views), harmonic elsewhere.
+
+    Solves ``(L + W + eps I) c = W c_seen + eps c_mean`` with ``L`` the mesh graph Laplacian and ``W``
+    the anchor weights: harmonic interpolation between anchors, and the mean colour in components no
+    anchor reaches (the tongue inside the mouth). ``cam`` gives "up" for the anisotropy.
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    n = len(v)
+    wts = np.sum([a[1] for a in anchors], axis=0)
+    rgb = np.sum([a[0] * a[1][:, None] for a in anchors], axis=0) / np.maximum(wts, 1e-12)[:, None]
+    anchor = wts > 0
+    if not anchor.any():  # the mean colour of the person in the images
+        total = np.sum([a[2].reshape(-1, 3).sum(0) for a in anchors], axis=0)
+        mean = total / max(float(np.sum([a[3].sum() for a in anchors])), 1e-6)
         return np.broadcast_to(mean.astype(np.float32), (n, 3)).copy()
 
     ij = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
@@ -332,7 +411,6 @@ def _fill_colours(
     adj = sparse.coo_matrix((np.concatenate([ew, ew]), (np.concatenate([ij[:, 0], ij[:, 1]]),
                                                         np.concatenate([ij[:, 1], ij[:, 0]]))), shape=(n, n)).tocsr()
     lap = sparse.diags(np.asarray(adj.sum(1)).ravel()) - adj
-    wts = np.where(anchor, 10.0 * np.clip(cos, 0.0, 1.0), 0.0)
     eps = 1e-4
     mean = (rgb[anchor] * wts[anchor, None]).sum(0) / wts[anchor].sum()
     a = (lap + sparse.diags(wts + eps)).tocsc()
