@@ -106,7 +106,7 @@ def test_no_import_circles_between_files():
 #: inside a function). backends.py is the table of builders named by dotted path: it imports only registry.
 CORE_LAYERS = {
     "errors": 0, "compute": 0, "cache": 0, "registry": 0, "views": 0, "progress": 0, "backends": 0,
-    "imaging": 1, "render": 2, "body": 3, "pose": 3, "segmentation": 3, "multiview": 3, "reconstruct": 4,
+    "imaging": 1, "render": 2, "body": 3, "pose": 3, "segmentation": 3, "multiview": 3, "carve": 3, "reconstruct": 4,
     "pipelines": 5,
 }
 
