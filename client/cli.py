@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = command("reconstruct", cmd_reconstruct, "reconstruct a rigged, textured human from one photo",
                   description=JOB_SPECS["reconstruct"].help)
-    rec.add_argument("photo", type=Path, help="PNG, JPEG or WebP photo of one person")
+    rec.add_argument("photo", type=Path, nargs="?", help="PNG, JPEG or WebP photo of one person")
+    rec.add_argument("--views", type=Path, default=None, metavar="DIR",
+                     help="instead of a photo: a folder with color_<view>.png and normal_<view>.png for the six "
+                          "views front, front_right, right, back, left, front_left (docs/views.md)")
     add_param_options(rec, JOB_SPECS["reconstruct"])
     rec.add_argument("--out", type=Path, default=None, help="output file (default out/<photo name>.strata)")
 
@@ -176,7 +179,7 @@ def _describe(error: ProtocolError) -> str:
 
 
 def _run_job(args: argparse.Namespace, kind: str, params: dict[str, Any], out: Path | None, *,
-             image: bytes | None = None, asset: Any = None) -> int:
+             image: bytes | None = None, asset: Any = None, files: dict[str, bytes] | None = None) -> int:
     if out is not None:
         check_output(out)
     with _client(args) as client:
@@ -193,7 +196,7 @@ def _run_job(args: argparse.Namespace, kind: str, params: dict[str, Any], out: P
         if not info.get("available", True):
             _err(f"the server cannot run {kind!r} jobs: {info.get('unavailable_reason', 'unavailable')}")
             return EXIT_JOB_FAILED
-        job_id = client.submit(kind, params, image=image, asset=asset)
+        job_id = client.submit(kind, params, image=image, asset=asset, files=files)
         if not args.quiet:
             print(f"job {job_id} submitted to {args.server}", file=sys.stderr)
         return _follow(client, job_id, kind, out, quiet=args.quiet)
@@ -262,6 +265,12 @@ def cmd_body(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     spec = JOB_SPECS["reconstruct"]
     params = params_from_args(args, spec)
+    if (args.photo is None) == (args.views is None):
+        raise UsageError("give a photo or --views DIR (one of them)")
+    if args.views is not None:
+        out = args.out or Path("out") / f"{args.views.resolve().name}.strata"
+        check_output(out)
+        return _run_job(args, "reconstruct", params, out, files={"views": _zip_views(args.views)})
     out = args.out or Path("out") / f"{args.photo.stem}.strata"
     check_output(out)
     try:
@@ -272,6 +281,23 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if len(image) > limit:
         raise UsageError(f"{args.photo} is {len(image)} bytes; the server accepts photos up to {limit}")
     return _run_job(args, "reconstruct", params, out, image=image)
+
+
+def _zip_views(folder: Path) -> bytes:
+    """The views folder's PNGs (and views.json) in one uncompressed zip: the job's "views" input."""
+    import io
+    import zipfile
+
+    if not folder.is_dir():
+        raise UsageError(f"--views {folder}: not a folder")
+    names = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" or p.name == "views.json")
+    if not any(p.name.startswith("color_") for p in names):
+        raise UsageError(f"--views {folder}: no color_<view>.png files in it (see docs/views.md)")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in names:
+            archive.write(path, path.name)
+    return buf.getvalue()
 
 
 def cmd_echo(args: argparse.Namespace) -> int:

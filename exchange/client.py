@@ -233,14 +233,18 @@ class Client:
         return self.welcome
 
     def submit(self, kind: str, params: dict[str, Any] | None = None, *, image: bytes | None = None,
-               asset: HumanAsset | Sequence[Any] | None = None) -> str:
+               asset: HumanAsset | Sequence[Any] | None = None, files: dict[str, bytes] | None = None) -> str:
         """Queue a job; returns its id. `asset` may be a HumanAsset or its already-encoded frames
-        (resent as they are). Parameters are validated by the server against its job spec."""
+        (resent as they are); `files` are further bytes inputs by name (e.g. reconstruct's "views").
+        Parameters are validated by the server against its job spec."""
         frames: list[Any] = []
         inputs: dict[str, Any] = {}
         if image is not None:
             frames.append(image)
             inputs[_input_name(kind, "bytes", "image")] = {"kind": "bytes", "frames": [1, 1]}
+        for name, data in (files or {}).items():
+            frames.append(data)
+            inputs[name] = {"kind": "bytes", "frames": [len(frames), 1]}
         if asset is not None:
             asset_frames = codec.encode(asset) if isinstance(asset, HumanAsset) else list(asset)
             inputs[_input_name(kind, "asset", "asset")] = {"kind": "asset",
@@ -350,10 +354,10 @@ class Client:
         raise AssertionError("events() ended without a terminal event")  # pragma: no cover
 
     def run(self, kind: str, params: dict[str, Any] | None = None, *, image: bytes | None = None,
-            asset: HumanAsset | Sequence[Any] | None = None,
+            asset: HumanAsset | Sequence[Any] | None = None, files: dict[str, bytes] | None = None,
             on_event: Callable[[Event], None] | None = None) -> HumanAsset:
         """Submit and wait. A KeyboardInterrupt while waiting cancels the job on the server first."""
-        job_id = self.submit(kind, params, image=image, asset=asset)
+        job_id = self.submit(kind, params, image=image, asset=asset, files=files)
         try:
             return self.wait(job_id, on_event)
         except KeyboardInterrupt:

@@ -395,10 +395,7 @@ class Server:
                                                                    "limit": input_spec.max_bytes})
             filename = declared[name].get("filename")
             out[name] = JobInput(name, kind, frames, filename=filename if isinstance(filename, str) else None)
-        for input_spec in spec.inputs:
-            if input_spec.required and input_spec.name not in out:
-                raise ProtocolError(ErrorCode.INVALID_INPUT, f"{spec.kind} needs the input {input_spec.name!r} "
-                                    f"({input_spec.help})", {"input": input_spec.name})
+        spec.check_inputs(set(out))
         for job_input in out.values():
             if job_input.kind == "asset":
                 try:

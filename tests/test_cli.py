@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from test_server_process import CLI_SCRIPT, ServerProcess, free_port
 
@@ -103,6 +104,8 @@ def test_job_failure_exits_1_with_its_code(server):
     (["body", "--rig", "unreal"], "invalid choice"),
     (["echo", "--out", "x.obj"], "unknown output format"),
     (["reconstruct", "/no/such/photo.png"], "cannot read the photo"),
+    (["reconstruct"], "give a photo or --views DIR"),
+    (["reconstruct", "--views", "/no/such/folder"], "not a folder"),
     (["fetch", "0000000000000000", "--out", "x.strata"], "not_found"),
     (["echo", "--in", "/no/such/asset.strata"], "cannot read the asset"),
 ])
@@ -193,3 +196,20 @@ def test_protocol_mismatch_exits_5():
         sock.close(linger=0)
     assert result.returncode == 5
     assert "unsupported_version" in result.stderr and "protocol 2" in result.stderr
+
+
+def test_reconstruct_views_sends_the_folder_and_reports_what_is_missing(server, tmp_path):
+    """`strata reconstruct --views DIR` zips the folder into the job's `views` input; a folder missing a
+    view fails with the views error naming the file (exit 1), not a crash."""
+    from strata.exchange.asset.synthetic import png_bytes
+
+    folder = tmp_path / "views"
+    folder.mkdir()
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[16:48, 24:40] = (128, 128, 255, 255)
+    for name in ("front", "front_right", "right", "back", "left"):  # front_left is missing
+        for kind in ("color", "normal"):
+            (folder / f"{kind}_{name}.png").write_bytes(png_bytes(rgba))
+    result = run("reconstruct", "--views", str(folder), "--out", str(tmp_path / "v.strata"), server=server)
+    assert result.returncode == 1, result.stderr
+    assert "views_missing_files" in result.stderr and "front_left" in result.stderr

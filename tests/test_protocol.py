@@ -378,3 +378,18 @@ def test_wire_tables_match_the_servers_real_tables():
     assert ("auto", *REGISTRY.names("segmentation")) == jobs.SEGMENTERS
     assert set(jobs.REST_POSES) <= set(POSE_PRESETS)
     assert JOB_SPECS["reconstruct"].param("segmentation").choices == jobs.SEGMENTERS
+
+
+def test_one_of_inputs_is_checked_and_published():
+    """reconstruct takes a photo or six views, exactly one (protocol 1.1 `one_of`)."""
+    from strata.exchange.wire.jobs import spec_from_dict, spec_to_dict
+
+    spec = JOB_SPECS["reconstruct"]
+    assert spec.one_of == ("image", "views")
+    spec.check_inputs({"image"})
+    spec.check_inputs({"views"})
+    for given in (set(), {"image", "views"}):
+        with pytest.raises(ProtocolError, match="exactly one of the inputs") as info:
+            spec.check_inputs(given)
+        assert info.value.code == "invalid_input"
+    assert spec_from_dict(spec_to_dict(spec)).one_of == ("image", "views")

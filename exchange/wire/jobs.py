@@ -95,6 +95,21 @@ class JobSpec:
     help: str
     params: tuple[ParamSpec, ...] = ()
     inputs: tuple[InputSpec, ...] = field(default_factory=tuple)
+    one_of: tuple[str, ...] = ()
+    """Inputs of which a submit must carry exactly one (reconstruct: a photo or views); protocol 1.1."""
+
+    def check_inputs(self, given: set[str] | list[str] | tuple[str, ...]) -> None:
+        """Raise ``invalid_input`` unless the required inputs and exactly one of :attr:`one_of` are given."""
+        given = set(given)
+        for spec in self.inputs:
+            if spec.required and spec.name not in given:
+                raise ProtocolError(ErrorCode.INVALID_INPUT, f"{self.kind} needs the input {spec.name!r} ({spec.help})",
+                                    {"input": spec.name})
+        if self.one_of and len(given & set(self.one_of)) != 1:
+            chosen = sorted(given & set(self.one_of))
+            raise ProtocolError(ErrorCode.INVALID_INPUT, f"{self.kind} takes exactly one of the inputs "
+                                f"{', '.join(map(repr, self.one_of))}; got {', '.join(map(repr, chosen)) or 'none'}",
+                                {"inputs": chosen, "one_of": list(self.one_of)})
 
     def param(self, name: str) -> ParamSpec:
         for p in self.params:
@@ -146,7 +161,7 @@ JOB_SPECS: dict[str, JobSpec] = {
         ),
         JobSpec(
             "reconstruct",
-            "a rigged, textured human from one photo of a person",
+            "a rigged, textured human from one photo of a person, or from six views of them",
             (
                 _HEIGHT,
                 ParamSpec("quality", str, "balanced", "speed / quality trade-off", choices=QUALITY_PRESETS),
@@ -157,7 +172,10 @@ JOB_SPECS: dict[str, JobSpec] = {
                           choices=REST_POSES),
                 _TEXTURE,
             ),
-            (InputSpec("image", "bytes", True, "the photo: PNG, JPEG or WebP", 64 << 20),),
+            (InputSpec("image", "bytes", False, "the photo: PNG, JPEG or WebP (this or views)", 64 << 20),
+             InputSpec("views", "bytes", False, "six views of the person instead of a photo: a zip of "
+                       "color_<view>.png and normal_<view>.png (docs/views.md)", 256 << 20)),
+            one_of=("image", "views"),
         ),
         JobSpec(
             "echo",
@@ -202,6 +220,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
             {"name": i.name, "kind": i.kind, "required": i.required, "help": i.help, "max_bytes": i.max_bytes}
             for i in spec.inputs
         ],
+        "one_of": list(spec.one_of),
     }
 
 
@@ -218,4 +237,4 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
                                 p.get("unit", ""), item))
     inputs = tuple(InputSpec(i["name"], i["kind"], bool(i["required"]), i.get("help", ""), int(i["max_bytes"]))
                    for i in data.get("inputs", ()))
-    return JobSpec(data["kind"], data.get("help", ""), tuple(params), inputs)
+    return JobSpec(data["kind"], data.get("help", ""), tuple(params), inputs, tuple(data.get("one_of") or ()))

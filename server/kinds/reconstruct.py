@@ -19,7 +19,11 @@ class ReconstructKind(JobKind):
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)
-        image = ctx.input("image")
-        if image is None:  # the spec marks it required, so the server already refused such a submit
-            raise JobError(ErrorCode.INVALID_INPUT, "reconstruct needs an image input")
+        image, views = ctx.input("image"), ctx.input("views")
+        if (image is None) == (views is None):
+            raise JobError(ErrorCode.INVALID_INPUT, "reconstruct takes either a photo (input 'image') or six views "
+                           "(input 'views'), exactly one of them", {"inputs": sorted(ctx.inputs)})
+        if views is not None:  # the views path: body prior on all views, carving, every view's colours
+            return pipeline.reconstruct(bytes(views.data), ctx.params, ctx.progress, env=ctx.env, cache=ctx.models,
+                                        steps=pipeline.VIEW_STEPS)
         return pipeline.reconstruct(bytes(image.data), ctx.params, ctx.progress, env=ctx.env, cache=ctx.models)
