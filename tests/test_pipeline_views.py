@@ -52,7 +52,7 @@ def test_six_views_give_a_carved_textured_rigged_human(views_zip, monkeypatch):
     mesh, rig = layer.mesh, asset.rig
     assert asset.provenance.backends["surface"] == "carve" and "carve_surface" in asset.provenance.timings
     assert mesh.uvs is not None and mesh.uv_faces.shape == mesh.faces.shape and layer.texture is not None
-    assert 0.0 <= mesh.uvs.min() and mesh.uvs.max() <= 1.0
+    assert mesh.uvs.min() >= 0.0 and mesh.uvs.max() <= 1.0
     np.testing.assert_allclose(layer.skin.weights.sum(1), 1.0, atol=1e-5)
     # The rest-pose contract: the mesh stands in the A-pose, the rig poses it back into the views' pose.
     assert rig.rest_pose == "A" and rig.pose is not None and abs(float(mesh.vertices[:, 2].min())) < 1e-5
