@@ -78,6 +78,9 @@ class Backend:
     """Facts about the input it needs to be chosen by "auto" or at all (e.g. "cutout")."""
     priority: int = 0
     """"auto" takes the available backend with the highest priority."""
+    auto_device: str = "any"
+    """``"cuda"``: runs anywhere when asked for by name, but "auto" takes it only on a CUDA device (a diffusion
+    model that would take an hour on a CPU is never chosen for a user who did not ask for it)."""
     check: str | None = None
     """``"module:callable"`` returning an :class:`Availability` (``env`` passed if it takes it), for needs
     the fields above cannot say (rembg's weights live in its own folder)."""
@@ -184,6 +187,9 @@ class Registry:
         reasons = []
         for backend in self.of(stage):
             if any(f not in have for f in backend.needs):
+                continue
+            if backend.auto_device == "cuda" and not (env is not None and env.is_cuda):
+                reasons.append(f"{backend.name}: chosen automatically only on a CUDA device")
                 continue
             avail = backend.availability(env)
             if avail:

@@ -137,6 +137,15 @@ def test_auto_is_decided_in_one_place(tmp_path):
         reg.register(Backend("painting", "x", "no such stage", "builtins:dict"))
 
 
+def test_a_gpu_preferring_backend_runs_anywhere_but_auto_takes_it_only_on_cuda():
+    reg = Registry()
+    reg.register(Backend("multiview", "diffusion", "a big model", "builtins:dict", auto_device="cuda", priority=10))
+    with pytest.raises(BackendUnavailable, match="only on a CUDA device"):
+        reg.choose("multiview", "auto", ComputeEnv())
+    assert reg.choose("multiview", "diffusion", ComputeEnv()).name == "diffusion"  # asked for by name
+    assert reg.choose("multiview", "auto", ComputeEnv(device="cuda")).name == "diffusion"
+
+
 def test_build_passes_env_and_options_and_caches(tmp_path):
     reg = Registry()
     reg.register(Backend("carve", "made", "records its arguments", "strata.core.views:View", cached=False))
