@@ -52,6 +52,7 @@ bench: setup setup-blender
 	$(PY) bench/reconstruct_quality.py
 	$(PY) bench/depth_floor.py
 	$(PY) bench/raster.py
+	$(PY) bench/pshuman_gpu.py
 
 # The README's picture, rendered with Blender from the demo's real output.
 readme-picture: setup-blender
