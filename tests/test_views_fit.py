@@ -34,3 +34,17 @@ def test_six_views_put_the_body_where_the_clothed_person_is():
     assert error.mean() < 0.03  # the single-view fit's mean on photos is ~4 cm (bench/RESULTS.md)
     assert min(ious) > 0.8 and abs(fit.height_m - person.height_m) < 0.05
     assert fit.camera is not None and fit.joint_world.shape == (body.num_joints, 4, 4)
+
+
+def test_surface_metrics_measure_distance_and_normals():
+    trimesh = pytest.importorskip("trimesh")
+    from strata.core.reconstruct.evaluate import surface_metrics
+
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    same = surface_metrics(sphere.vertices, sphere.faces, sphere.vertices, sphere.faces, count=4000)
+    bigger = surface_metrics(sphere.vertices * 1.01, sphere.faces, sphere.vertices, sphere.faces, count=4000)
+    bumpy = sphere.vertices * (1 + 0.05 * np.sin(8 * sphere.vertices[:, :1]))
+    rough = surface_metrics(bumpy, sphere.faces, sphere.vertices, sphere.faces, count=4000)
+    assert same["chamfer_cm"] < 0.01 and same["normal_consistency"] > 0.99
+    assert 0.8 < bigger["chamfer_cm"] - same["chamfer_cm"] < 1.2  # 1 cm larger, measured as ~1 cm
+    assert rough["normal_consistency"] < bigger["normal_consistency"] - 0.02

@@ -245,3 +245,45 @@ def evaluate_asset(asset: object, body: object, truth: object) -> Metrics:
         gt_mask=truth.mask,  # type: ignore[attr-defined]
         parts=vertex_parts(body),
     )
+
+
+# --------------------------------------------------------------------------- surfaces (the views path)
+
+
+def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` points spread uniformly over a mesh's area, and the unit normal of the face each lies on."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    area = np.linalg.norm(cross, axis=1)
+    face = rng.choice(len(f), size=count, p=area / area.sum())
+    r1, r2 = rng.random(count), rng.random(count)
+    s = np.sqrt(r1)
+    bary = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+    points = np.einsum("pk,pkd->pd", bary, v[f[face]])
+    return points, cross[face] / np.maximum(area[face], 1e-20)[:, None]
+
+
+def surface_metrics(result_vertices: np.ndarray, result_faces: np.ndarray, truth_vertices: np.ndarray,
+                    truth_faces: np.ndarray, count: int = 20000, seed: int = 0) -> dict[str, float]:
+    """Symmetric Chamfer distance (the mean of both directions' mean point-to-surface distances, cm) and
+    normal consistency (mean |cos| between a sample's normal and the normal of the closest face on the other
+    surface, both directions): the issue's measures for a carved surface against the true one.
+
+    Point-to-*surface*, not point-to-point: two samplings of the same 2 m^2 surface are ~0.5 cm apart on
+    average at 20k points, a bias as large as the errors measured."""
+    from ..body.skinning import closest_points
+
+    rng = np.random.default_rng(seed)
+    meshes = [(np.asarray(result_vertices, np.float64), np.asarray(result_faces, np.int64)),
+              (np.asarray(truth_vertices, np.float64), np.asarray(truth_faces, np.int64))]
+    distance, consistency = [], []
+    for (v_from, f_from), (v_to, f_to) in (meshes, meshes[::-1]):
+        points, normals = sample_surface(v_from, f_from, count, rng)
+        face, _, dist = closest_points(v_to, f_to, points, candidates=16)
+        n_to = np.cross(v_to[f_to[face, 1]] - v_to[f_to[face, 0]], v_to[f_to[face, 2]] - v_to[f_to[face, 0]])
+        n_to /= np.maximum(np.linalg.norm(n_to, axis=1, keepdims=True), 1e-20)
+        distance.append(dist.mean())
+        consistency.append(np.abs((normals * n_to).sum(1)).mean())
+    return {"chamfer_cm": float(np.mean(distance) * 100), "normal_consistency": float(np.mean(consistency))}
