@@ -29,6 +29,7 @@ from strata.core.multiview.pipeline import PSHumanGenerator  # noqa: E402
 from strata.core.multiview.policy import PRESETS, MemoryPolicy, memory_policy  # noqa: E402
 from strata.core.multiview.postprocess import (  # noqa: E402
     NORMAL_WHITE_GAP,
+    fill_normals,
     mask_from_normal_map,
     paste_face_normal,
     unmirror,
@@ -220,6 +221,17 @@ def test_sequential_cfg_equals_batched(components):
         np.testing.assert_allclose(va.normal[both], vb.normal[both], atol=0.02)
 
 
+def test_reduced_precision_and_model_offload_run(checkpoint):
+    """bfloat16 networks with a float32 VAE, sequential CFG, model offload and VAE tiling: the dtype/device
+    plumbing of the GPU presets, on the CPU (offload moves are no-ops here)."""
+    policy = MemoryPolicy(name="t", dtype="bfloat16", vae_dtype="float32", cfg="sequential", vae_tiling=True,
+                          offload="model")
+    gen = load_pshuman_generator(checkpoint, ComputeEnv(), policy, steps=2)
+    assert gen.c.unet.dtype == torch.bfloat16 and gen.c.vae.dtype == torch.float32
+    views = gen.generate(person(), seed=2)
+    assert len(views) == 6 and all(v.image.dtype == np.uint8 for v in views)
+
+
 def test_prompt_embeddings_are_computed_once_and_the_text_encoder_is_dropped(components):
     assert components.prompt_embeds.shape == (14, 77, CROSS)
     assert not hasattr(components, "text_encoder")
@@ -290,3 +302,12 @@ def test_post_processing_facts():
     assert np.all(mask_from_normal_map(encoded) == 1.0)
     assert np.all(mask_from_normal_map(np.full((4, 4, 3), 255, np.uint8)) == 0.0)
     assert NORMAL_WHITE_GAP > 0.25
+    # the front mask (the photo's) may cover pixels the generated normal map left as background: nearest fill
+    normals = np.zeros((5, 5, 3), np.float32)
+    normals[:, :2] = [0.0, 0.0, 1.0]
+    known = np.zeros((5, 5), bool)
+    known[:, :2] = True
+    mask = np.zeros((5, 5), np.float32)
+    mask[:, :3] = 1.0
+    filled = fill_normals(normals, known, mask)
+    assert np.all(filled[:, :3] == [0.0, 0.0, 1.0]) and np.all(filled[:, 3:] == 0.0)

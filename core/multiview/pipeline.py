@@ -44,6 +44,7 @@ from .postprocess import (
     VIEW_ORDER,
     DecodedViews,
     decode_unit_normals,
+    fill_normals,
     mask_from_normal_map,
     to_pshuman_convention,
 )
@@ -221,19 +222,22 @@ class PSHumanGenerator:
         if height <= 0:
             raise ValueError(f"height_m must be positive, got {height}")
         scale = (sole - top) / height
+        normals = {name: decode_unit_normals(fixed.normals[i], masks[name]) for i, name in enumerate(VIEW_ORDER)}
+        generated_front = mask_from_normal_map(fixed.normals[0]) > 0.5
+        normals["front"] = fill_normals(decode_unit_normals(fixed.normals[0], generated_front.astype(np.float32)),
+                                        generated_front, masks["front"])
         views = []
         for i, name in enumerate(VIEW_ORDER[:-1]):
             views.append(View(name=name, image=fixed.colours[i], mask=masks[name],
-                              camera=views_camera(name, size, scale, float(sole)),
-                              normal=decode_unit_normals(fixed.normals[i], masks[name]),
+                              camera=views_camera(name, size, scale, float(sole)), normal=normals[name],
                               weight=PSHUMAN_VIEW_WEIGHTS[name],
                               exact_mask=name == "front" and photo.exact_mask))
         if self.include_face:
-            views.append(self._face_view(fixed, masks["face"], views[0]))
+            views.append(self._face_view(fixed, masks["face"], normals["face"], views[0]))
         return views
 
     @staticmethod
-    def _face_view(fixed: DecodedViews, mask: np.ndarray, front: View) -> View:
+    def _face_view(fixed: DecodedViews, mask: np.ndarray, normal: np.ndarray, front: View) -> View:
         """The face close-up: the front camera magnified onto the canvas's top-centre tile."""
         i = VIEW_ORDER.index("face")
         size = mask.shape[0]
@@ -244,7 +248,7 @@ class PSHumanGenerator:
             raise ValueError("the front view has no camera to magnify")
         camera = replace(cam, scale=float(cam.scale) * k, principal=(k * (size / 2 - third), k * size / 2))
         return View(name="face", image=fixed.colours[i], mask=mask, camera=camera,
-                    normal=decode_unit_normals(fixed.normals[i], mask), weight=1.0)
+                    normal=normal, weight=1.0)
 
     # -- memory policy: model offload -----------------------------------------------------------------
 

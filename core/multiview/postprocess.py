@@ -23,7 +23,9 @@ The facts this module encodes (official repository at f2a6351: ``inference.py`` 
   from the **normal map's distance to white**: a unit normal's encoding ``n/2 + 1/2`` is at least
   ``(sqrt(3) - 1) / 2 = 0.37`` from white in RGB (unit-cube scale), while the background is white, so a
   threshold between is robust even for white clothing (the colour image's distance to white is not). The
-  front view uses the photo's own mask (its colour *is* the photo).
+  front view uses the photo's own mask (its colour *is* the photo); where that mask covers pixels the
+  generated front normal map left as background (its silhouette is slightly off), the nearest generated
+  normal is carried over (:func:`fill_normals`), so every masked pixel has a real unit normal.
 """
 
 from __future__ import annotations
@@ -82,6 +84,19 @@ def decode_unit_normals(normal_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     length = np.linalg.norm(n, axis=-1, keepdims=True)
     unit = n / np.maximum(length, 1e-6)
     return (unit * (mask[..., None] > 0.5)).astype(np.float32)
+
+
+def fill_normals(normals: np.ndarray, known: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``normals`` with each pixel of ``mask > 0.5`` outside ``known`` set to the nearest known pixel's normal
+    (zeros outside ``mask``; unchanged if nothing is known)."""
+    from scipy import ndimage
+
+    inside = mask > 0.5
+    if not known.any():
+        return (normals * inside[..., None]).astype(np.float32)
+    _, (rows, cols) = ndimage.distance_transform_edt(~known, return_indices=True)
+    filled = normals[rows, cols]
+    return (filled * inside[..., None]).astype(np.float32)
 
 
 def to_pshuman_convention(decoded: DecodedViews, canvas_rgb: np.ndarray) -> DecodedViews:
