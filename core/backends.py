@@ -51,6 +51,12 @@ for _backend in (
             check="strata.core.render.registry:nvdiffrast_availability"),
     Backend("rasterizer", "torch", "vectorised torch rasterizer (CPU or any torch device)",
             "strata.core.render.registry:build_torch", modules=("torch",), priority=0),
+    # -- multiview generation: photo -> six views (PSHuman). Runs on a CPU when asked for by name (tests, patience);
+    #    "auto" takes it only on CUDA.
+    Backend("multiview", "pshuman", "PSHuman's multiview diffusion (6 views + face, normal and colour)",
+            "strata.core.multiview.backend:build_generator", modules=("torch", "diffusers", "transformers"),
+            install="pip install 'strata[gpu]'", auto_device="cuda", priority=10,
+            check="strata.core.multiview.backend:availability"),
     # -- reconstruction stages (cheap objects built per job with the quality preset's settings).
     Backend("body_fit", "anny-silhouette-fit", "anny fitted to MediaPipe landmarks and the mask (L-BFGS)",
             "strata.core.reconstruct.stages:AnnyFitter", modules=("torch", "anny"), priority=10, cached=False),

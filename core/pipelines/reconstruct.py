@@ -100,6 +100,10 @@ class ReconstructionState:
     rest_surface: np.ndarray | None = None
     rig_pose: np.ndarray | None = None
     rig_translation: np.ndarray | None = None
+    multiview: str = ""
+    """The multiview backend the photo goes through ("" on the single-photo path)."""
+    path: str = ""
+    """Which path ran, and why (for the provenance: the panel and `strata status` say it)."""
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -276,9 +280,15 @@ def fit_body_to_views(state: ReconstructionState) -> None:
     from ..render import get_rasterizer
 
     assert state.backends is not None and state.body is not None and state.views
-    state.progress.report("pose", 0.0, "detecting the pose in the front view")
-    front = replace(state.views[0], keypoints=state.estimator.estimate(np.ascontiguousarray(state.views[0].image)))
-    state.keypoints = front.keypoints
+    if state.keypoints is not None and state.framed is not None:
+        # The photo's landmarks (found on its 768 px canvas), in the generated front view's pixels: the
+        # generator frames the person the same way on its own canvas size.
+        k = state.views[0].size[0] / state.framed.rgb.shape[0]
+        front = replace(state.views[0], keypoints=replace(state.keypoints, xy=np.asarray(state.keypoints.xy) * k))
+    else:
+        state.progress.report("pose", 0.0, "detecting the pose in the front view")
+        front = replace(state.views[0], keypoints=state.estimator.estimate(np.ascontiguousarray(state.views[0].image)))
+        state.keypoints = front.keypoints
     init = state.backends.body_fit.fit(state.body, [front], state.height(), progress=state.progress)
     preset = state.backends.preset.fit
     options = ViewFitOptions(iterations=tuple(max(10, n // 2) for n in preset.silhouette_iterations),
@@ -334,22 +344,64 @@ def bake_views_texture(state: ReconstructionState) -> None:
                                        rasterizer=get_rasterizer(env=state.env, cache=state.cache), cache=state.cache)
 
 
+def generate_views(state: ReconstructionState) -> None:
+    """4m. Six views of the person from the photo's canvas (PSHuman's multiview diffusion): normal maps and
+    colour images in the views' convention, the front colour being the photo itself."""
+    from ..backends import REGISTRY
+
+    assert state.framed is not None and state.person is not None
+    state.progress.report("views", 0.0, "loading the multiview model (kept warm after the first job)")
+    generator = REGISTRY.build("multiview", state.multiview, env=state.env, cache=state.cache)
+    photo = View("photo", state.framed.rgb, state.framed.alpha, exact_mask=state.person.backend == "alpha")
+    state.views = generator.generate(photo, seed=int(state.params.get("seed", 42)), progress=state.progress,
+                                     height_m=state.height())[:6]
+
+
 VIEW_STEPS: tuple[Step, ...] = (load_models, read_views_input, fit_body_to_views, carve_surface, unwrap_surface,
                                 bake_views_texture, rig_human)
-"""The views path (``strata reconstruct --views DIR``, and PSHuman's generated views next): the body prior
-fitted to all views, the clothed surface carved from it, a UV atlas, every view's colours, the rig."""
+"""The views path (``strata reconstruct --views DIR``): the body prior fitted to all views, the clothed surface
+carved from it, a UV atlas, every view's colours, the rig."""
+
+MULTIVIEW_STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detect_pose, generate_views,
+                                     fit_body_to_views, carve_surface, unwrap_surface, bake_views_texture, rig_human)
+"""The photo through PSHuman: the person's canvas, six generated views, then the views path."""
+
+
+def choose_steps(params: dict[str, Any], env: ComputeEnv) -> tuple[tuple[Step, ...], str, str]:
+    """The path a photo takes: ``(steps, multiview backend or "", why)``. ``multiview="auto"`` takes the
+    multiview path when the registry finds a backend that runs here (weights on disk, a GPU), else the CPU
+    path with the reason; a named backend that cannot run raises its unavailable error; "off" never does."""
+    from ..backends import REGISTRY
+    from ..registry import BackendUnavailable
+
+    requested = str(params.get("multiview", "auto"))
+    if requested == "off":
+        return STEPS, "", "multiview off (asked for)"
+    try:
+        backend = REGISTRY.choose("multiview", requested, env)
+    except BackendUnavailable as exc:
+        if requested != "auto":
+            raise
+        return STEPS, "", f"single-photo path: {exc.message}"
+    return MULTIVIEW_STEPS, backend.name, f"multiview: {backend.name}"
 
 
 def reconstruct(image_bytes: bytes, params: dict[str, Any], progress: Progress | None = None, *,
                 env: ComputeEnv | None = None, cache: ModelCache | None = None,
-                steps: tuple[Step, ...] = STEPS) -> HumanAsset:
-    """A rigged, textured human from one photo (``params``: exchange/wire/jobs.py's "reconstruct" spec).
+                steps: tuple[Step, ...] | None = None) -> HumanAsset:
+    """A rigged, textured human from one photo (``params``: exchange/wire/jobs.py's "reconstruct" spec), or
+    from a zip of six views with ``steps=VIEW_STEPS``.
 
     ``env`` is the job's compute environment (default: the CPU) and ``cache`` the model cache (default: the
-    process's); the steps run with the environment's thread count."""
+    process's); the steps run with the environment's thread count. Without ``steps`` the photo's path is
+    :func:`choose_steps`'s: through PSHuman's views where it can run, else the single-photo path."""
     env = env or ComputeEnv()
     state = ReconstructionState(bytes(image_bytes), dict(params), env, cache or process_cache(),
                                 progress or Silent())
+    if steps is None:
+        steps, state.multiview, state.path = choose_steps(state.params, env)
+    else:
+        state.path = "views input" if steps is VIEW_STEPS else "given steps"
     with env.torch_threads():
         for step in steps:
             start = time.perf_counter()
@@ -376,8 +428,12 @@ def assemble(state: ReconstructionState) -> HumanAsset:
     stage_names = state.backends.names()
     if state.person is not None:
         stage_names["segmentation"] = state.person.backend or state.backends.segmentation
-    else:  # the views path: the masks came with the views, the surface was carved
-        stage_names.update(segmentation="views' alpha", surface="carve", texture="views-projection")
+    if state.surface_faces is not None:  # the views path: the surface was carved, every view coloured it
+        stage_names.update(surface="carve", texture="views-projection")
+    if state.person is None:
+        stage_names["segmentation"] = "views' alpha"
+    stage_names["multiview"] = state.multiview or "off"
+    stage_names["path"] = state.path
     extra = {
         "rig": state.backends.body_rig,
         "rest_pose": str(state.params.get("rest_pose", "A")),

@@ -20,6 +20,8 @@ POSE_PRESETS = ("rest", "A", "T")
 """Body-model pose presets (core/body/base.py POSE_PRESETS)."""
 REST_POSES = ("A", "T")
 """Standard rest poses of a reconstructed human's rig (the photo's pose goes on the armature)."""
+MULTIVIEW = ("auto", "off", "pshuman")
+""""off", "auto" and the multiview backends of core/backends.py."""
 QUALITY_PRESETS = ("fast", "balanced", "high")
 """core/reconstruct/stages.py QUALITY_PRESETS."""
 SEGMENTERS = ("auto", "alpha", "rembg", "mediapipe")
@@ -170,6 +172,9 @@ JOB_SPECS: dict[str, JobSpec] = {
                 _RIG,
                 ParamSpec("rest_pose", str, "A", "the rig's rest pose; the photo's pose is set on the armature",
                           choices=REST_POSES),
+                ParamSpec("multiview", str, "auto", "views of all sides from the photo first (PSHuman; auto: when "
+                          "the server has its weights and a GPU)", choices=MULTIVIEW),
+                ParamSpec("seed", int, 42, "seed of the multiview diffusion (same seed, same views)", 0, 2**31 - 1),
                 _TEXTURE,
             ),
             (InputSpec("image", "bytes", False, "the photo: PNG, JPEG or WebP (this or views)", 64 << 20),
