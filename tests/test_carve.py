@@ -82,7 +82,8 @@ def test_remesh_rounds_on_a_noisy_sphere_stay_closed_and_carry_attributes():
         _closed_sphere(v, f)
     assert torch.allclose(attrs[:, :3], v, atol=1e-6) and torch.allclose(attrs[:, 3:], 2 * v, atol=1e-6)
     length = _lengths(v, f)
-    assert float(length.max()) <= 0.18 * 1.5 and float(length.mean()) > 0.06
+    # a forced (sliver or fold) collapse may leave an edge a little long until the next round splits it
+    assert float(length.max()) <= 0.18 * 1.6 and float(length.mean()) > 0.06
 
 
 def test_unbiased_lerp_and_first_step():

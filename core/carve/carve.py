@@ -8,6 +8,7 @@ appear where the surface settles (PSHuman's explicit carving, ``../shared/refere
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 import torch
@@ -15,11 +16,21 @@ import torch
 from ..progress import Progress
 from ..render.base import Rasterizer, as_faces, as_points
 from ..views import View
-from .losses import multiview_loss, prepare_targets
+from .losses import Target, multiview_loss, prepare_targets
 from .optimizer import FAST, AdaptiveMeshOptimizer, CarveOptions
 
 #: PSHuman's edge-length limits are in a frame where the body's largest extent spans 4 units.
 _REFERENCE_EXTENT = 4.0
+
+
+def pixel_size(vertices: torch.Tensor, targets: Sequence[Target]) -> float:
+    """World size of one render pixel on the mesh: the median over vertices of each target camera's pixel
+    footprint, the median over the targets."""
+    sizes = []
+    for t in targets:
+        depth = t.camera.to_screen(vertices.detach())[:, 2]
+        sizes.append(float(t.camera.pixel_footprint(depth).median()))
+    return statistics.median(sizes) if sizes else 0.0
 
 
 def carve(
@@ -42,9 +53,10 @@ def carve(
     v = as_points(vertices, device).detach().float()
     f = as_faces(faces, device)
     extent = float((v.max(dim=0).values - v.min(dim=0).values).max())
-    opt = AdaptiveMeshOptimizer(v, f, options, length_scale=extent / _REFERENCE_EXTENT)
     # 2. Targets at render size (masks, normals, border distances).
     targets = prepare_targets(views, options.resolution, device, outline=options.outline_weight > 0)
+    min_length = options.min_edge_pixels * pixel_size(v, targets) if options.min_edge_pixels > 0 else 0.0
+    opt = AdaptiveMeshOptimizer(v, f, options, length_scale=extent / _REFERENCE_EXTENT, min_length=min_length)
     for i in range(options.iterations):
         # 3. Render and compare (vertex normals, silhouettes, normal maps; all views).
         opt.zero_grad()

@@ -317,12 +317,16 @@ def collapse_edges(
     topo: Edges | None = None,
     *,
     min_cos: float = 0.2,
+    forced: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
     """Collapse an independent set of the edges with ``priority`` (E,) > 0, highest first.
 
     Returns ``(vertices, faces, attrs, n_collapsed)`` (compacted). Only interior edges of closed regions
     are touched; an edge is refused when the link condition fails or when a surviving face around it
-    would turn by more than ``acos(min_cos)`` or lose its area (fold-over).
+    would turn by more than ``acos(min_cos)`` or lose its area (fold-over). Edges flagged in ``forced``
+    (E,) bool (the shortest edge of a flipped or sliver face) skip the turn test: a face that is already
+    folded must turn a lot to unfold, so the test would keep every fold forever; they only must not
+    leave a zero-area face.
     """
     topo = topo or edge_topology(faces, vertices.shape[0])
     n_v = vertices.shape[0]
@@ -361,7 +365,10 @@ def collapse_edges(
         tri[torch.arange(fi.numel(), device=dev), which] = mid[col]
         after = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=1)
         cos = (before * after).sum(1) / (before.norm(dim=1) * after.norm(dim=1)).clamp_min(1e-30)
-        bad = (cos < min_cos) | (after.norm(dim=1) <= 1e-12 * before.norm(dim=1).clamp_min(1e-30))
+        turned = cos < min_cos
+        if forced is not None:
+            turned &= ~forced[chosen[col]]
+        bad = turned | (after.norm(dim=1) <= 1e-12 * before.norm(dim=1).clamp_min(1e-30))
         refused = torch.zeros(chosen.numel(), dtype=torch.bool, device=dev)
         refused[col[bad]] = True
         u, v, mid = u[~refused], v[~refused], mid[~refused]
@@ -479,6 +486,31 @@ def flip_edges(vertices: torch.Tensor, faces: torch.Tensor, topo: Edges | None =
 # --------------------------------------------------------------------------- all together
 
 
+def bad_faces(vertices: torch.Tensor, faces: torch.Tensor, min_length: torch.Tensor | None = None,
+              area_ratio: float = 0.5) -> torch.Tensor:
+    """(F,) bool: faces that are flipped (their normal against the sum of their corners' vertex normals)
+    or, given a per-vertex ``min_length`` (V,), slivers (area below ``area_ratio`` times the squared mean
+    limit of their corners). Palfinger's face-collapse test."""
+    fn = face_normals(vertices, faces)
+    vn = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, dim=0))
+    vn = vn / vn.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    bad = (fn * vn[faces].sum(dim=1)).sum(dim=1) < 0
+    if min_length is not None:
+        min_face = min_length[faces].mean(dim=1)
+        bad |= fn.norm(dim=1) < 2.0 * area_ratio * min_face**2
+    return bad
+
+
+def face_collapse_edges(vertices: torch.Tensor, faces: torch.Tensor, topo: Edges, bad: torch.Tensor) -> torch.Tensor:
+    """(E,) bool: the shortest edge of every face flagged in ``bad`` (F,)."""
+    length = edge_lengths(vertices, topo.edges)[topo.face_edges]  # (F, 3)
+    shortest = topo.face_edges.gather(1, length.argmin(dim=1, keepdim=True)).squeeze(1)
+    out = torch.zeros(topo.edges.shape[0], dtype=torch.bool, device=faces.device)
+    out[shortest[bad]] = True
+    return out
+
+
+
 def remesh(
     vertices: torch.Tensor,
     faces: torch.Tensor,
@@ -489,11 +521,16 @@ def remesh(
     flip: bool = True,
     max_vertices: int = 1_000_000,
     collapse_passes: int = 2,
+    face_collapse: bool = True,
+    area_ratio: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One remeshing round (Palfinger's order): collapse short edges, split long ones, flip for valence.
 
     ``min_length``/``max_length`` are per-vertex (V,) limits; they are carried with ``attrs`` through
-    the collapse so the split sees limits for the merged vertices.
+    the collapse so the split sees limits for the merged vertices. ``face_collapse`` (Palfinger's
+    ``calc_face_collapses``) also collapses the shortest edge of every flipped face and of every sliver
+    (area below ``area_ratio * min_length**2``), first, whatever its length: without it a fold, once
+    made, stays, and slivers pile up where the surface moves sideways.
     """
     n_a = 0 if attrs is None else attrs.shape[1]
     stacked = torch.cat([min_length[:, None], max_length[:, None]] + ([attrs] if attrs is not None else []), 1)
@@ -501,8 +538,13 @@ def remesh(
     for _ in range(collapse_passes):
         topo = edge_topology(faces, vertices.shape[0])
         limit = 0.5 * (stacked[topo.edges[:, 0], 0] + stacked[topo.edges[:, 1], 0])
-        shortness = 1.0 - edge_lengths(vertices, topo.edges) / limit
-        vertices, faces, stacked_c, n = collapse_edges(vertices, faces, shortness, stacked, topo)
+        shortness = (1.0 - edge_lengths(vertices, topo.edges) / limit).clamp_min(0.0)
+        forced = None
+        if face_collapse:
+            bad = bad_faces(vertices, faces, stacked[:, 0], area_ratio)
+            forced = face_collapse_edges(vertices, faces, topo, bad)
+            shortness = shortness + forced.to(shortness.dtype)
+        vertices, faces, stacked_c, n = collapse_edges(vertices, faces, shortness, stacked, topo, forced=forced)
         assert stacked_c is not None
         stacked = stacked_c
         if n == 0:
