@@ -198,3 +198,33 @@ def test_carve_refuses_views_without_cameras():
     view = View(name="photo", image=np.zeros((8, 8, 3), np.uint8), mask=np.zeros((8, 8), np.float32))
     with pytest.raises(ValueError, match="no camera"):
         carve(sv, sf, [view], options=FAST.with_(iterations=1, resolution=8), rasterizer=rast)
+
+
+# --------------------------------------------------------------------------- cleanup
+
+
+def test_cleanup_keeps_the_largest_closed_piece_and_reaches_the_face_count():
+    from strata.core.carve.cleanup import cleanup
+
+    big_v, big_f = icosphere(4)  # 5120 faces; noisy (a perfectly regular mesh ties every collapse priority)
+    big_v = big_v + 0.005 * torch.randn(big_v.shape, generator=torch.Generator().manual_seed(0))
+    small_v, small_f = icosphere(1, 0.1)
+    v = torch.cat([big_v, small_v + 3.0])
+    f = torch.cat([big_f, small_f + big_v.shape[0]])
+    v2, f2 = cleanup(v, f, target_faces=2000)
+    _closed_sphere(v2, f2)
+    assert 1000 <= f2.shape[0] <= 2000
+    assert float(v2.norm(dim=1).min()) > 0.9 and float(v2.norm(dim=1).max()) < 1.05  # the big sphere only
+    v3, f3 = cleanup(v, f, target_faces=None)
+    assert f3.shape[0] == big_f.shape[0]
+
+
+def test_cleanup_collapses_slivers_and_folds():
+    from strata.core.carve.cleanup import cleanup
+
+    v, f = icosphere(3)
+    v = v.clone()
+    v[0] = 0.2 * v[0]  # a vertex pushed deep inside: its faces flip
+    v2, f2 = cleanup(v, f, target_faces=None)
+    _closed_sphere(v2, f2)
+    assert not bool(R.bad_faces(v2, f2).any())
