@@ -276,9 +276,10 @@ def closest_points(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
     ring = np.full((len(v), width), -1, np.int64)
     slot = np.arange(len(order)) - np.repeat(start, counts)
     ring[np.repeat(np.arange(len(v)), counts), slot] = owner
-    # 2. candidate faces of each point: those around its nearest vertices
-    _, near = cKDTree(v).query(p, k=min(candidates, len(v)))
-    near = near.reshape(len(p), -1)
+    # 2. candidate faces of each point: those around its nearest vertices (of those the faces use)
+    used = np.flatnonzero(counts > 0)
+    _, near = cKDTree(v[used]).query(p, k=min(candidates, len(used)))
+    near = used[near.reshape(len(p), -1)]
     cand = ring[near].reshape(len(p), -1)  # (P, C)
     valid = cand >= 0
     cand = np.where(valid, cand, 0)

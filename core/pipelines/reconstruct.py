@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
 #: The body model the fit runs on (its joint map and landmark tables are anny's default rig's).
 FIT_RIG = "anny"
+#: Most triangles a carved surface keeps (a game-asset density; the carve's fast preset makes ~20-30k).
+CARVED_FACES = 40_000
 
 
 @dataclass
@@ -303,6 +305,7 @@ def carve_surface(state: ReconstructionState) -> None:
     import torch
 
     from ..carve import PRESETS, carve
+    from ..carve.cleanup import cleanup
     from ..render import get_rasterizer
 
     assert state.body is not None and state.fit is not None
@@ -312,8 +315,11 @@ def carve_surface(state: ReconstructionState) -> None:
     v, f = carve(torch.as_tensor(state.fit.vertices), torch.as_tensor(faces), state.views,
                  options=PRESETS[preset], rasterizer=get_rasterizer(env=state.env, cache=state.cache),
                  progress=state.progress)
+    state.progress.report("carve", 1.0, "cleaning the carved surface")
+    v, f = cleanup(v, f, target_faces=CARVED_FACES)
     surface = v.cpu().numpy().astype(np.float32)
-    shift = _ground_shift(surface)
+    # On the ground; not re-centred: the views' vertical axis already is the person's (docs/views.md).
+    shift = _ground_shift(surface) * np.array([0.0, 0.0, 1.0])
     state.surface = (surface + shift).astype(np.float32)
     state.surface_faces = f.cpu().numpy().astype(np.int64)
     if np.any(shift):
