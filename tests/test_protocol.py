@@ -377,7 +377,7 @@ def test_wire_tables_match_the_servers_real_tables():
     assert tuple(QUALITY_PRESETS) == jobs.QUALITY_PRESETS
     assert ("auto", *REGISTRY.names("segmentation")) == jobs.SEGMENTERS
     assert set(jobs.REST_POSES) <= set(POSE_PRESETS)
-    assert jobs.MULTIVIEW == ("auto", "off", *REGISTRY.names("multiview"))
+    assert ("auto", "off", *REGISTRY.names("multiview")) == jobs.MULTIVIEW
     assert JOB_SPECS["reconstruct"].param("segmentation").choices == jobs.SEGMENTERS
 
 
