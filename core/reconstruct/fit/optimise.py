@@ -12,6 +12,7 @@ yaw is 5-15 deg off there).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -35,19 +36,16 @@ class Stage:
     fit_shape: bool
 
 
-def run_stage(problem: FitProblem, stage: Stage, progress: Progress, done: int, total: int) -> int:
-    """Run one stage in place on ``problem``'s parameters; returns ``done`` plus the stage's iterations.
+def minimise(params: list[torch.Tensor], objective: Callable[[], torch.Tensor], iterations: int,
+             on_evaluation: Callable[[int], None] | None = None) -> None:
+    """L-BFGS on ``params`` (in place) for ``objective``, ending on the best parameters it evaluated.
 
-    The stage ends on the best parameters it evaluated, not the last ones: a line search that overshoots
-    along an ill-conditioned direction can overflow into NaN (seen once in ~100 synthetic fits, from a limb
-    started exactly in the image plane), and every later step is then NaN too.
-    """
-    # 1. The parameters this stage moves: pose and camera always, the shape when the stage frees it.
-    params = [problem.theta, problem.log_scale, problem.offset] + ([problem.shape_logit] if stage.fit_shape else [])
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=stage.iterations, max_eval=int(stage.iterations * 1.5),
+    Not the last ones: a line search that overshoots along an ill-conditioned direction can overflow into
+    NaN (seen once in ~100 synthetic fits, from a limb started exactly in the image plane), and every later
+    step is then NaN too. ``on_evaluation(count)`` runs after each finite evaluation (progress, cancel)."""
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, max_eval=int(iterations * 1.5),
                             history_size=20, tolerance_grad=1e-10, tolerance_change=1e-12,
                             line_search_fn="strong_wolfe")
-    # 2. The objective, remembering the best finite evaluation and reporting progress every few.
     count = 0
     best_loss = math.inf
     best = [p.detach().clone() for p in params]
@@ -55,7 +53,7 @@ def run_stage(problem: FitProblem, stage: Stage, progress: Progress, done: int, 
     def closure() -> torch.Tensor:
         nonlocal count, best_loss, best
         opt.zero_grad(set_to_none=True)
-        loss = LOSS_SCALE * sum(problem.losses(stage.silhouette_size, stage.fit_shape).values())
+        loss = LOSS_SCALE * objective()
         value = float(loss.detach())
         if math.isfinite(value) and value < best_loss:
             best_loss, best = value, [p.detach().clone() for p in params]
@@ -63,14 +61,29 @@ def run_stage(problem: FitProblem, stage: Stage, progress: Progress, done: int, 
             return loss.detach().nan_to_num(nan=1e30, posinf=1e30)
         loss.backward()
         count += 1
-        if count % 5 == 0:
-            progress.report("fit", min(done + count, total) / total,
-                            f"fitting the body ({stage.name}, evaluation {count})")
+        if on_evaluation is not None:
+            on_evaluation(count)
         return loss
 
-    # 3. Minimise, then keep the best parameters seen.
     opt.step(closure)
     with torch.no_grad():
         for p, b in zip(params, best, strict=True):
             p.copy_(b)
+
+
+def run_stage(problem: FitProblem, stage: Stage, progress: Progress, done: int, total: int) -> int:
+    """Run one stage in place on ``problem``'s parameters (:func:`minimise`); returns ``done`` plus the
+    stage's iterations."""
+    # 1. The parameters this stage moves: pose and camera always, the shape when the stage frees it.
+    params = [problem.theta, problem.log_scale, problem.offset] + ([problem.shape_logit] if stage.fit_shape else [])
+
+    # 2. Progress every few evaluations (a cancel raises there).
+    def report(count: int) -> None:
+        if count % 5 == 0:
+            progress.report("fit", min(done + count, total) / total,
+                            f"fitting the body ({stage.name}, evaluation {count})")
+
+    # 3. Minimise the stage's objective.
+    minimise(params, lambda: sum(problem.losses(stage.silhouette_size, stage.fit_shape).values()),
+             stage.iterations, report)
     return done + stage.iterations

@@ -31,7 +31,7 @@ from ...render import Rasterizer, soft_iou_loss
 from ...views import View
 from ..posing import Poser, rot_z
 from .api import BodyFit, FitOptions, default_rasterizer
-from .optimise import LOSS_SCALE
+from .optimise import minimise
 from .problem import FitProblem
 
 
@@ -150,31 +150,14 @@ def fit_body_to_views(body: BodyModel, views: Sequence[View], height_m: float, i
 
 def _run(problem: ViewsProblem, iterations: int, size: int, fit_shape: bool, progress: Progress, done: int,
          total: int) -> int:
-    """One L-BFGS stage, ending on the best parameters evaluated (as :func:`.optimise.run_stage`)."""
-    params = problem.parameters(fit_shape)
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iterations, max_eval=int(iterations * 1.5), history_size=20,
-                            tolerance_grad=1e-10, tolerance_change=1e-12, line_search_fn="strong_wolfe")
-    count, best_loss, best = 0, math.inf, [p.detach().clone() for p in params]
+    """One L-BFGS stage over the views at ``size`` (:func:`.optimise.minimise`)."""
 
-    def closure() -> torch.Tensor:
-        nonlocal count, best_loss, best
-        opt.zero_grad(set_to_none=True)
-        loss = LOSS_SCALE * sum(problem.losses(size, fit_shape).values())
-        value = float(loss.detach())
-        if math.isfinite(value) and value < best_loss:
-            best_loss, best = value, [p.detach().clone() for p in params]
-        if not math.isfinite(value):
-            return loss.detach().nan_to_num(nan=1e30, posinf=1e30)
-        loss.backward()
-        count += 1
+    def report(count: int) -> None:
         if count % 5 == 0:
             progress.report("fit", min(done + count, total) / total, f"fitting the body to the views ({size} px)")
-        return loss
 
-    opt.step(closure)
-    with torch.no_grad():
-        for p, b in zip(params, best, strict=True):
-            p.copy_(b)
+    minimise(problem.parameters(fit_shape), lambda: sum(problem.losses(size, fit_shape).values()), iterations,
+             report)
     return done + iterations
 
 
