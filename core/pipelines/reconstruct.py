@@ -305,14 +305,16 @@ def carve_surface(state: ReconstructionState) -> None:
     import torch
 
     from ..carve import PRESETS, carve
-    from ..carve.cleanup import cleanup
+    from ..carve.cleanup import cleanup, largest_component
     from ..render import get_rasterizer
 
     assert state.body is not None and state.fit is not None
     state.progress.report("carve", 0.0, "carving the clothed surface from the views")
-    faces = _largest_component(np.asarray(state.body.faces, np.int64))  # eyes and tongue stay inside
+    # The body's skin alone: its eyeballs and tongue are separate closed pieces inside it.
+    start_v, start_f = largest_component(torch.as_tensor(state.fit.vertices),
+                                         torch.as_tensor(np.asarray(state.body.faces, np.int64)))
     preset = "full" if state.env.is_cuda and state.params.get("quality") != "fast" else "fast"
-    v, f = carve(torch.as_tensor(state.fit.vertices), torch.as_tensor(faces), state.views,
+    v, f = carve(start_v, start_f, state.views,
                  options=PRESETS[preset], rasterizer=get_rasterizer(env=state.env, cache=state.cache),
                  progress=state.progress)
     state.progress.report("carve", 1.0, "cleaning the carved surface")
@@ -504,19 +506,6 @@ def _posed_body(body: BodyModel, state: ReconstructionState) -> np.ndarray:
         out = body.forward(torch.as_tensor(state.fit.shape)[None], torch.as_tensor(state.rig_pose)[None],
                            torch.as_tensor(state.rig_translation)[None])
     return out.vertices[0].cpu().numpy().astype(np.float64)
-
-
-def _largest_component(faces: np.ndarray) -> np.ndarray:
-    """The faces of the mesh's largest connected component (anny's skin without its eyeballs and tongue)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = int(faces.max()) + 1
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
-    face_label = label[faces[:, 0]]
-    return faces[face_label == np.bincount(face_label).argmax()]
 
 
 def _unzip_views(data: bytes, folder: Path) -> None:
