@@ -49,9 +49,12 @@ def load_pshuman_unet(folder: str | Path, device: Any = "cpu", dtype: Any = None
         raise MultiviewUnavailableError(f"{unet_dir / CONFIG_NAME} is not a PSHuman UNet config: {exc}",
                                         hint=HINT, path=str(unet_dir)) from exc
     # 3. every parameter from the file, by name and shape; then onto the device in the asked dtype.
+    #    (cast here, not with ``model.to(dtype=...)``: diffusers warns on that call about fp32-kept modules,
+    #    which this UNet has none of.)
     check_state_dict(model.state_dict(), weights, unet_dir)
+    dtype = dtype or torch.float32
+    weights = {name: tensor.to(device=device, dtype=dtype) for name, tensor in weights.items()}
     model.load_state_dict(weights, strict=True, assign=True)
-    model.to(device=device, dtype=dtype or torch.float32)
     return model.eval()
 
 
