@@ -277,8 +277,10 @@ def read_views_input(state: ReconstructionState) -> None:
 def fit_body_to_views(state: ReconstructionState) -> None:
     """4v-5v. Landmarks on the front colour view, the single-view fit there, then the body refined against
     every view's silhouette (:mod:`strata.core.reconstruct.fit.views`)."""
+    from ..reconstruct.fit.scale import rescaled_by_eyes
     from ..reconstruct.fit.views import ViewFitOptions
     from ..reconstruct.fit.views import fit_body_to_views as refine
+    from ..reconstruct.keypoints import landmark_map
     from ..render import get_rasterizer
 
     assert state.backends is not None and state.body is not None and state.views
@@ -292,6 +294,12 @@ def fit_body_to_views(state: ReconstructionState) -> None:
         front = replace(state.views[0], keypoints=state.estimator.estimate(np.ascontiguousarray(state.views[0].image)))
         state.keypoints = front.keypoints
     init = state.backends.body_fit.fit(state.body, [front], state.height(), progress=state.progress)
+    # The views' scale from the eyes where a hood, a hat or hair made the front mask taller than the body.
+    state.views, factor = rescaled_by_eyes(state.views, front, init, landmark_map(state.body))
+    if factor != 1.0:
+        front = front.with_camera(state.views[0].camera)
+        state.progress.report("fit", 0.5, f"the views' scale taken from the eyes: something sits on the head "
+                                          f"(the world {100 * (factor - 1):+.1f} %)")
     preset = state.backends.preset.fit
     options = ViewFitOptions(iterations=tuple(max(10, n // 2) for n in preset.silhouette_iterations),
                              sizes=preset.silhouette_sizes)
