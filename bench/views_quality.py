@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-CASES = [(5, ("shirt", "trousers")), (3, ("shirt", "skirt", "hood"))]
+CASES = [(5, ("shirt", "trousers")), (3, ("shirt", "skirt", "hood")), (2, ("shirt", "skirt")),
+         (7, ("shirt", "skirt", "hood"))]
 TARGETS = {"chamfer_cm": ("<=", 1.0), "normal_consistency": (">=", 0.90), "iou_side": (">=", 0.95),
            "seconds": ("<=", 180.0)}
 
