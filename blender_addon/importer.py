@@ -329,8 +329,10 @@ def _convert_groups(context: bpy.types.Context, obj: bpy.types.Object, J: np.nda
     n, k = J.shape
     row = np.full(len(bone_names), -1, dtype=np.int64)
     row[used] = np.arange(len(used))
-    cells = (row[J.astype(np.int64)] * n + np.arange(n)[:, None]).reshape(-1)
-    dense = np.bincount(cells, weights=np.asarray(W, dtype=np.float64).reshape(-1), minlength=len(used) * n)
+    weights = np.asarray(W, dtype=np.float64).reshape(-1)
+    nonzero = weights > 0  # a zero-weight slot may name any joint, also one no vertex uses (row -1)
+    cells = (row[J.astype(np.int64)] * n + np.arange(n)[:, None]).reshape(-1)[nonzero]
+    dense = np.bincount(cells, weights=weights[nonzero], minlength=len(used) * n)
     dense = dense.reshape(len(used), n).astype(np.float32)
     mesh = obj.data
     workshop = bpy.data.scenes.new("strata-weights-workshop")

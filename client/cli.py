@@ -72,10 +72,18 @@ def add_param_options(parser: argparse.ArgumentParser, spec: JobSpec) -> None:
         if p.type is bool:
             group.add_argument(flag, dest=f"param_{p.name}", action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=text)
+        elif p.type is list:
+            listed = f"; one of: {', '.join(map(str, p.choices))}" if p.choices else ""
+            group.add_argument(flag, dest=f"param_{p.name}", type=_comma_list, default=argparse.SUPPRESS,
+                               metavar="A,B,...", help=f"{p.help}, comma-separated{listed}")
         else:
             group.add_argument(flag, dest=f"param_{p.name}", type=p.type, choices=p.choices,
                                default=argparse.SUPPRESS, metavar=None if p.choices else p.type.__name__.upper(),
                                help=text)
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def params_from_args(args: argparse.Namespace, spec: JobSpec) -> dict[str, Any]:
@@ -107,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                    description=JOB_SPECS["body"].help)
     add_param_options(body, JOB_SPECS["body"])
     body.add_argument("--out", type=Path, default=Path("out/body.strata"), help="output file (default %(default)s)")
+    generate = command("generate", cmd_generate, "generate a layered human: every garment its own object",
+                       description=JOB_SPECS["generate"].help)
+    add_param_options(generate, JOB_SPECS["generate"])
+    generate.add_argument("--out", type=Path, default=Path("out/layered.strata"),
+                          help="output file (default %(default)s)")
 
     rec = command("reconstruct", cmd_reconstruct, "reconstruct a rigged, textured human from one photo",
                   description=JOB_SPECS["reconstruct"].help)
@@ -260,6 +273,10 @@ def _cancel_and_wait(client: Client, job_id: str) -> int:
 def cmd_body(args: argparse.Namespace) -> int:
     spec = JOB_SPECS["body"]
     return _run_job(args, "body", params_from_args(args, spec), args.out)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    return _run_job(args, "generate", params_from_args(args, JOB_SPECS["generate"]), args.out)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:

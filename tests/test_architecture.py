@@ -107,6 +107,7 @@ def test_no_import_circles_between_files():
 CORE_LAYERS = {
     "errors": 0, "compute": 0, "cache": 0, "registry": 0, "views": 0, "progress": 0, "backends": 0,
     "imaging": 1, "render": 2, "body": 3, "pose": 3, "segmentation": 3, "multiview": 3, "carve": 3, "reconstruct": 4,
+    "garments": 4,
     "pipelines": 5,
 }
 

@@ -40,18 +40,8 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
     lengths = out.bone_lengths[0].cpu().numpy().astype(np.float32)
 
     progress.report("texture", 0.0, "painting the skin texture")
-    size = int(params.get("texture_size", 2048))
-    texture = png_texture(model.skin_texture(tone=float(params.get("skin_tone", 0.4)), size=size))
-
+    body = body_layer(model, vertices, float(params.get("skin_tone", 0.4)), int(params.get("texture_size", 2048)))
     progress.report("assemble", 0.0, "assembling the asset")
-    faces = np.asarray(model.faces, np.uint32)
-    mesh = Mesh(
-        vertices=vertices,
-        faces=faces,
-        uvs=np.asarray(model.uvs, np.float32),
-        uv_faces=np.asarray(model.uv_faces, np.uint32),
-    )
-    body = Layer("Body", "body", mesh, texture=texture, skin=skin_from(model))
     provenance = Provenance(
         job_kind="body",
         backends={"body_model": model.name},
@@ -76,3 +66,16 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
         rig=rig,
         body=params_out,
     )
+
+
+def body_layer(model: BodyModel, vertices: np.ndarray, skin_tone: float, texture_size: int) -> Layer:
+    """The body layer of an asset: the model's mesh at ``vertices`` with its UVs, painted skin and skin weights
+    (the `body` and `generate` jobs both start from it)."""
+    mesh = Mesh(
+        vertices=np.asarray(vertices, np.float32),
+        faces=np.asarray(model.faces, np.uint32),
+        uvs=np.asarray(model.uvs, np.float32),
+        uv_faces=np.asarray(model.uv_faces, np.uint32),
+    )
+    texture = png_texture(model.skin_texture(tone=skin_tone, size=texture_size))
+    return Layer("Body", "body", mesh, texture=texture, skin=skin_from(model))

@@ -24,6 +24,17 @@ MULTIVIEW = ("auto", "off", "pshuman")
 """"off", "auto" and the multiview backends of core/backends.py."""
 QUALITY_PRESETS = ("fast", "balanced", "high")
 """core/reconstruct/stages.py QUALITY_PRESETS."""
+LAYER_ORDER = ("body", "bottom", "top", "shoes", "hair")
+"""Layers of a generated human, inner first (HumanLiff's order plus hair)."""
+LAYER_STYLES: dict[str, tuple[str, ...]] = {
+    "bottom": ("trousers", "shorts", "skirt"),
+    "top": ("tshirt", "longsleeve", "hoodie", "jacket", "coat", "dress"),
+    "shoes": ("sneakers", "boots", "flats"),
+    "hair": ("short", "bob", "long", "ponytail", "bun"),
+}
+"""The garment library's styles per layer (core/garments/styles.py builds each)."""
+LAYER_CHOICES = ("body",) + tuple(f"{kind}:{style}" for kind, styles in LAYER_STYLES.items() for style in styles)
+"""What a `generate` job's `layers` list may hold: "body" and "<layer>:<style>"."""
 SEGMENTERS = ("auto", "alpha", "rembg", "mediapipe")
 """"auto" and the segmentation backends of core/backends.py, best first."""
 
@@ -181,6 +192,30 @@ JOB_SPECS: dict[str, JobSpec] = {
              InputSpec("views", "bytes", False, "six views of the person instead of a photo: a zip of "
                        "color_<view>.png and normal_<view>.png (docs/views.md)", 256 << 20)),
             one_of=("image", "views"),
+        ),
+        JobSpec(
+            "generate",
+            "a layered human: a body and each garment its own skinned object, from layer choices and a seed",
+            (
+                ParamSpec("layers", list, ["body"], "the layers, inner first: body, then <layer>:<style> with layer "
+                          "in bottom, top, shoes, hair (e.g. bottom:trousers)", 1, len(LAYER_ORDER),
+                          choices=LAYER_CHOICES, item=str),
+                ParamSpec("colors", list, [], "a colour per garment layer in order, #rrggbb (empty or missing: "
+                          "chosen by the seed)", 0, len(LAYER_ORDER), item=str),
+                ParamSpec("seed", int, 0, "same seed and choices, same human", 0, 2**31 - 1),
+                ParamSpec("sample_body", bool, True, "the body's shape drawn from the seed (off: gender, age, "
+                          "muscle, weight, proportions and height as given)"),
+                _phenotype("gender", "0 female .. 1 male"),
+                ParamSpec("age", float, 2 / 3, "0 baby .. 0.5 teenager .. 0.67 adult (25) .. 1 old", 0.0, 1.0),
+                _phenotype("muscle", "0 low .. 1 high muscle tone"),
+                _phenotype("weight", "0 light .. 1 heavy"),
+                _phenotype("proportions", "0 average .. 1 idealised proportions"),
+                _HEIGHT,
+                ParamSpec("pose", str, "A", "bind pose of the rig", choices=("A", "T")),
+                _RIG,
+                ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin (sampled too when sample_body)", 0.0, 1.0),
+                _TEXTURE,
+            ),
         ),
         JobSpec(
             "echo",

@@ -11,8 +11,9 @@ from __future__ import annotations
 from .base import Encoded, JobContext, JobError, JobInput, JobKind
 from .body import BodyKind
 from .echo import EchoKind
+from .generate import GenerateKind
 from .reconstruct import ReconstructKind
 
-KINDS: dict[str, JobKind] = {kind.name: kind for kind in (BodyKind(), ReconstructKind(), EchoKind())}
+KINDS: dict[str, JobKind] = {kind.name: kind for kind in (BodyKind(), ReconstructKind(), GenerateKind(), EchoKind())}
 
 __all__ = ["KINDS", "Encoded", "JobContext", "JobError", "JobInput", "JobKind"]

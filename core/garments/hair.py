@@ -1,0 +1,124 @@
+"""Hair as volume: a thick cap over the scalp, and for longer styles a curtain, a ponytail or a bun.
+
+Why volume and not a recoloured scalp: in a render, hair has to stand off the head, hang past the ears and
+cast its own silhouette. Each style is closed thick pieces (a shell over the scalp above a hairline that is
+high at the forehead and low at the nape; lofted curtains that leave the face open; a tapered tube; an
+ellipsoid), skinned to the head (the curtain's lower part follows the neck and upper back).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frame import BodyFrame
+from .loft import build_loft
+from .piece import Piece, dense_weights, top4
+from .shell import build_shell, smooth_field
+
+#: Angle (radians) around the head's vertical axis measured from the face direction (-Y).
+FACE = -np.pi / 2
+
+
+def scalp(frame: BodyFrame, forehead: float = 0.075, nape: float = 0.02) -> np.ndarray:
+    """(N,) bool: head skin above the hairline: ``forehead`` metres below the crown at the front, down to
+    ``nape`` metres above the neck joint at the back, in between by the cosine of the angle from the face."""
+    v = frame.vertices
+    head, crown, neck = frame.landmarks["head"], frame.landmarks["crown"], frame.landmarks["neck"]
+    phi = np.arctan2(v[:, 1] - head[1], v[:, 0] - head[0]) - FACE
+    front = (1 + np.cos(phi)) / 2  # 1 at the face, 0 at the back
+    line = front * (crown[2] - forehead) + (1 - front) * (neck[2] + nape)
+    return frame.part_mask("head", "neck") & (v[:, 2] > line)
+
+
+def cap(frame: BodyFrame, occupied: np.ndarray, thickness: float, lift: float) -> Piece | None:
+    """The scalp shell: ``lift`` metres off the skin (over whatever is there), ``thickness`` thick."""
+    cover = scalp(frame)
+    inner = smooth_field(frame, np.where(cover, occupied + lift, 0.0), 3)
+    piece = build_shell(frame, cover, np.maximum(inner, occupied + 0.003), thickness)
+    if piece is not None:
+        piece.joints, piece.weights = head_weights(frame, len(piece.vertices))
+    return piece
+
+
+def curtain(frame: BodyFrame, obstacles: np.ndarray, top: float, hem: float, open_face: float,
+            thickness: float, ease: float) -> Piece:
+    """Hair hanging from ``top`` to ``hem`` around the head, leaving ``open_face`` radians free in front."""
+    head = frame.landmarks["head"]
+    start, end = FACE + open_face / 2, FACE + 2 * np.pi - open_face / 2
+    piece = build_loft(frame, obstacles, head, top, hem, ease=ease, flare=0.05, thickness=thickness,
+                       arc=(start, end), segments=48, rows=16, weight_window=0.0, hide_below=0.0)
+    # The top follows the head; lower down the neck and upper back (the loft's nearest-skin weights).
+    h = np.clip((piece.vertices[:, 2] - hem) / max(top - hem, 1e-6), 0.0, 1.0)[:, None]
+    j_head, w_head = head_weights(frame, len(piece.vertices))
+    n_joints = int(max(frame.joints.max(), j_head.max())) + 1
+    dense = h * dense_weights(j_head, w_head, n_joints) + (1 - h) * dense_weights(piece.joints, piece.weights,
+                                                                                  n_joints)
+    piece.joints, piece.weights = top4(dense)
+    piece.hides[:] = False
+    return piece
+
+
+def tube(frame: BodyFrame, path: np.ndarray, radii: np.ndarray, segments: int = 20) -> Piece:
+    """A closed tube along ``path`` ((K, 3)) with ``radii`` ((K,)), capped at both ends (a ponytail)."""
+    k = len(path)
+    tangent = np.gradient(path, axis=0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
+    side = np.cross(tangent, [1.0, 0.0, 0.0])
+    side /= np.maximum(np.linalg.norm(side, axis=1, keepdims=True), 1e-9)
+    other = np.cross(tangent, side)
+    t = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    rings = path[:, None] + radii[:, None, None] * (np.cos(t)[None, :, None] * side[:, None]
+                                                    + np.sin(t)[None, :, None] * other[:, None])
+    v = np.concatenate([rings.reshape(-1, 3), path[:1], path[-1:]])
+    idx = np.arange(k * segments).reshape(k, segments)
+    nxt = np.roll(idx, -1, axis=1)
+    faces = np.concatenate([np.stack([idx[:-1], nxt[:-1], nxt[1:]], -1).reshape(-1, 3),
+                            np.stack([idx[:-1], nxt[1:], idx[1:]], -1).reshape(-1, 3),
+                            np.stack([np.full(segments, k * segments), nxt[0], idx[0]], -1),
+                            np.stack([np.full(segments, k * segments + 1), idx[-1], nxt[-1]], -1)])
+    faces = _outward(v, faces)
+    uv = np.concatenate([np.stack(np.meshgrid(t / (2 * np.pi), np.linspace(1, 0, k)), -1).reshape(-1, 2),
+                         [[0.5, 1.0], [0.5, 0.0]]])
+    j, w = head_weights(frame, len(v))
+    return Piece(vertices=v, faces=faces, uvs=uv.astype(np.float32), joints=j, weights=w,
+                 hides=np.zeros(len(frame.vertices), bool))
+
+
+def ellipsoid(frame: BodyFrame, centre: np.ndarray, radii: np.ndarray, rows: int = 12, segments: int = 20) -> Piece:
+    """A closed ellipsoid (a bun), skinned to the head."""
+    theta = np.linspace(0, np.pi, rows + 1)[1:-1]
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    th, ph = np.meshgrid(theta, phi, indexing="ij")
+    ring = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], -1).reshape(-1, 3)
+    v = np.concatenate([[[0.0, 0.0, 1.0]], ring, [[0.0, 0.0, -1.0]]]) * radii + centre
+    idx = 1 + np.arange(len(ring)).reshape(rows - 1, segments)
+    nxt = np.roll(idx, -1, axis=1)
+    faces = np.concatenate([np.stack([np.zeros(segments, int), idx[0], nxt[0]], -1),
+                            np.stack([idx[:-1], idx[1:], nxt[1:]], -1).reshape(-1, 3),
+                            np.stack([idx[:-1], nxt[1:], nxt[:-1]], -1).reshape(-1, 3),
+                            np.stack([np.full(segments, len(v) - 1), nxt[-1], idx[-1]], -1)])
+    faces = _outward(v, faces)
+    uv = np.stack([(np.arctan2(v[:, 1] - centre[1], v[:, 0] - centre[0]) / (2 * np.pi)) % 1.0,
+                   (v[:, 2] - centre[2]) / (2 * radii[2]) + 0.5], -1)
+    j, w = head_weights(frame, len(v))
+    return Piece(vertices=v, faces=faces.astype(np.int64), uvs=uv.astype(np.float32), joints=j, weights=w,
+                 hides=np.zeros(len(frame.vertices), bool))
+
+
+def head_weights(frame: BodyFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every vertex fully on the head's joint (the joint that owns most of the scalp)."""
+    cover = scalp(frame)
+    dense = dense_weights(frame.joints[cover], frame.weights[cover], int(frame.joints.max()) + 1).sum(axis=0)
+    head_joint = int(dense.argmax())
+    joints = np.zeros((n, 4), np.int64)
+    joints[:, 0] = head_joint
+    weights = np.zeros((n, 4), np.float32)
+    weights[:, 0] = 1.0
+    return joints, weights
+
+
+def _outward(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces of a closed star-shaped piece wound outward (flipped as a whole when its volume is negative)."""
+    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum()
+    return faces if volume > 0 else faces[:, ::-1].copy()

@@ -1,0 +1,177 @@
+"""Shells: garments that follow the body (trousers, sleeves, a bodice, shoes, a hair cap).
+
+A shell is the body's own surface over a region, pushed outward along the vertex normals twice (an inner
+and an outer sheet, ``thickness`` apart) and closed by a rim along the region's border: a closed, thick,
+2-manifold surface whose vertices each sit over one body vertex. That makes the rest easy and exact: the skin
+weights are the body vertex's own (so the garment deforms like the skin under it), the UVs are the body's,
+and the body vertices under it are the ones to hide.
+
+The region is cleaned first so its border is a set of simple loops (no two border loops touching at a vertex,
+no slivers): that is what makes the rim, and so the closed surface, well defined.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frame import BodyFrame, vertex_normals
+from .piece import Piece, edge_counts
+
+_MIN_FACES = 40  # islands of the region smaller than this are dropped
+
+
+def region_faces(frame: BodyFrame, cover: np.ndarray) -> np.ndarray:
+    """The body faces with all corners covered, cleaned so the border is simple loops (see the module
+    docstring): faces at border vertices shared by several loops are dropped, then tiny islands."""
+    faces = frame.faces[cover[frame.faces].all(axis=1)]
+    for _ in range(20):
+        bad = _pinched_vertices(faces)
+        if not len(bad):
+            break
+        faces = faces[~np.isin(faces, bad).any(axis=1)]
+    return _drop_islands(faces, len(frame.vertices))
+
+
+def build_shell(frame: BodyFrame, cover: np.ndarray, inner: np.ndarray, thickness: float | np.ndarray,
+                hide_margin: int = 1, base: np.ndarray | None = None) -> Piece | None:
+    """The shell over ``cover`` ((N,) bool) with its inner sheet ``inner`` ((N,) metres) off the skin and its
+    outer sheet ``thickness`` further. None when the region is empty after cleaning.
+
+    ``hide_margin`` rings of body vertices along the border stay visible (the garment's edge overlaps them
+    rather than showing a gap). ``base`` ((N, 3)) replaces the skin positions the sheets are offset from
+    (a smoothed foot for shoes: see :func:`enclosing_base`)."""
+    faces = region_faces(frame, cover)
+    if len(faces) == 0:
+        return None
+    # 1. The shell's vertices: each used body vertex twice (outer, inner).
+    src = np.unique(faces)
+    index = np.full(len(frame.vertices), -1, np.int64)
+    index[src] = np.arange(len(src))
+    n = len(src)
+    thick = np.broadcast_to(np.asarray(thickness, np.float64), (len(frame.vertices),))[src]
+    if base is None:
+        base_v, normal = frame.vertices[src], frame.normals[src]
+    else:  # offset along the smoothed surface's own normals (the skin's may point into a neighbouring toe)
+        base_v, normal = base[src], vertex_normals(base, frame.faces, smooth=2)[src]
+    base = base_v
+    outer_v = base + normal * (inner[src] + thick)[:, None]
+    inner_v = base + normal * inner[src][:, None]
+    # 2. Faces: the outer sheet as the body's, the inner sheet reversed, the rim along the border.
+    local = index[faces]
+    border = _border_edges(local)
+    rim = np.concatenate([np.stack([border[:, 1], border[:, 0], border[:, 0] + n], axis=1),
+                          np.stack([border[:, 1], border[:, 0] + n, border[:, 1] + n], axis=1)])
+    all_faces = np.concatenate([local, local[:, ::-1] + n, rim])
+    outer_v, inner_v = _smooth_border(outer_v, border), _smooth_border(inner_v, border)
+    # 3. Skin weights and UVs from the body vertex under each shell vertex.
+    uv = frame.uv[src]
+    hides = np.zeros(len(frame.vertices), bool)
+    hides[src] = True
+    for _ in range(hide_margin):
+        hides &= ~_touches_border(frame, hides)
+    return Piece(vertices=np.concatenate([outer_v, inner_v]), faces=all_faces.astype(np.int64),
+                 uvs=np.concatenate([uv, uv]), joints=np.concatenate([frame.joints[src]] * 2),
+                 weights=np.concatenate([frame.weights[src]] * 2), hides=hides)
+
+
+def smooth_field(frame: BodyFrame, values: np.ndarray, rounds: int) -> np.ndarray:
+    """``values`` ((N,) on body vertices) averaged with their neighbours ``rounds`` times over the skin."""
+    v = values.astype(np.float64).copy()
+    f = frame.faces
+    for _ in range(rounds):
+        acc = v.copy()
+        cnt = np.ones(len(v))
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            np.add.at(acc, f[:, a], v[f[:, b]])
+            np.add.at(acc, f[:, b], v[f[:, a]])
+            np.add.at(cnt, f[:, a], 1.0)
+            np.add.at(cnt, f[:, b], 1.0)
+        v = np.where(frame.skin, acc / cnt, v)
+    return v
+
+
+def enclosing_base(frame: BodyFrame, region: np.ndarray, rounds: int,
+                   reach: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """Skin positions smoothed ``rounds`` times over ``region`` (toes merge into one foot), and the offset
+    along the normal each needs to still enclose the skin under it: ``(base (N, 3), clearance (N,))``.
+
+    Why: offsetting a bumpy surface (separate toes, fingers) makes sheets that cut into the neighbouring
+    bump; a shoe must bridge the gaps between the toes instead."""
+    smoothed = np.stack([smooth_field(frame, frame.vertices[:, k], rounds) for k in range(3)], axis=1)
+    base = np.where(region[:, None], smoothed, frame.vertices)
+    # The clearance: how far the skin within ``reach`` sticks out past the smoothed point, along its normal.
+    from scipy.spatial import cKDTree
+
+    skin = np.flatnonzero(frame.skin)
+    tree = cKDTree(frame.vertices[skin])
+    normals = vertex_normals(base, frame.faces, smooth=2)
+    clearance = np.zeros(len(base))
+    moved = np.linalg.norm(base - frame.vertices, axis=1)
+    for v in np.flatnonzero(region):
+        near = skin[tree.query_ball_point(base[v], reach + moved[v])]
+        if len(near):
+            clearance[v] = max(0.0, float(((frame.vertices[near] - base[v]) @ normals[v]).max()))
+    return base, clearance
+
+
+def _smooth_border(points: np.ndarray, border: np.ndarray, rounds: int = 8) -> np.ndarray:
+    """``points`` with the border loops' vertices averaged along their loop ``rounds`` times: a region cut
+    along triangle edges has a zigzag hem; the loop's own neighbours straighten it (the rest stays)."""
+    out = points.copy()
+    ends = np.unique(border)
+    for _ in range(rounds):
+        acc = np.zeros_like(out)
+        cnt = np.zeros(len(out))
+        for a, b in ((0, 1), (1, 0)):
+            np.add.at(acc, border[:, a], out[border[:, b]])
+            np.add.at(cnt, border[:, a], 1.0)
+        mean = acc[ends] / np.maximum(cnt[ends], 1.0)[:, None]
+        out[ends] = 0.5 * out[ends] + 0.5 * mean
+    return out
+
+
+def _border_edges(faces: np.ndarray) -> np.ndarray:
+    """Directed edges (a, b) of ``faces`` whose reverse no face has: the region's border, as the faces run."""
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = directed[:, 0] * (faces.max() + 1) + directed[:, 1]
+    rkey = directed[:, 1] * (faces.max() + 1) + directed[:, 0]
+    return directed[~np.isin(key, rkey)]
+
+
+def _pinched_vertices(faces: np.ndarray) -> np.ndarray:
+    """Vertices with more than two border edges (two border loops meeting there)."""
+    if len(faces) == 0:
+        return np.zeros(0, np.int64)
+    border = _border_edges(faces)
+    counts = np.bincount(border.reshape(-1), minlength=faces.max() + 1)
+    return np.flatnonzero(counts > 2)
+
+
+def _drop_islands(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    if len(faces) == 0:
+        return faces
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices))
+    _, label = connected_components(graph, directed=False)
+    face_label = label[faces[:, 0]]
+    sizes = np.bincount(face_label)
+    return faces[sizes[face_label] >= _MIN_FACES]
+
+
+def _touches_border(frame: BodyFrame, mask: np.ndarray) -> np.ndarray:
+    """Vertices in ``mask`` with a skin neighbour outside it."""
+    out = np.zeros_like(mask)
+    f = frame.faces
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        cross = mask[f[:, a]] & ~mask[f[:, b]]
+        out[f[cross, a]] = True
+        cross = mask[f[:, b]] & ~mask[f[:, a]]
+        out[f[cross, b]] = True
+    return out
+
+
+__all__ = ["build_shell", "edge_counts", "region_faces", "smooth_field"]

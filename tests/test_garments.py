@@ -1,0 +1,174 @@
+"""The procedural garment library (core/garments): closed thick surfaces, skin weights, no interpenetration
+in the rest pose and in test poses, determinism by seed, refit after a body-shape change, and the metric
+itself checked on shapes with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("anny")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+#: Outfits that use every style once (each is dressed on one body, inner first).
+OUTFITS = [
+    [("bottom", "trousers"), ("top", "tshirt"), ("shoes", "sneakers"), ("hair", "bob")],
+    [("bottom", "skirt"), ("top", "longsleeve"), ("shoes", "boots"), ("hair", "long")],
+    [("bottom", "shorts"), ("top", "hoodie"), ("shoes", "flats"), ("hair", "ponytail")],
+    [("top", "dress"), ("hair", "bun")],
+    [("bottom", "trousers"), ("top", "coat"), ("hair", "short")],
+    [("top", "jacket")],
+]
+
+
+@pytest.fixture(scope="module")
+def anny():
+    from strata.core.body import get_body_model
+
+    return get_body_model("anny")
+
+
+@pytest.fixture(scope="module")
+def frame(anny):
+    from strata.core.garments.frame import body_frame
+
+    shape = anny.default_shape
+    return body_frame(anny, shape, anny.pose_preset("A", shape))
+
+
+def dress(frame, outfit, seed=0):
+    from strata.core.garments.styles import Dresser, garment_spec
+
+    d = Dresser(frame)
+    return [d.dress(garment_spec(k, s, np.random.default_rng([seed, i]))) for i, (k, s) in enumerate(outfit)]
+
+
+def test_every_published_style_has_a_builder_and_defaults():
+    from strata.core.garments.styles import BUILDERS, DEFAULTS
+    from strata.exchange.wire.jobs import LAYER_ORDER, LAYER_STYLES
+
+    published = {(k, s) for k, styles in LAYER_STYLES.items() for s in styles}
+    assert published == set(BUILDERS) == set(DEFAULTS)
+    assert set(LAYER_STYLES) == set(LAYER_ORDER[1:])
+    assert {s for _, s in OUTFITS[0] + OUTFITS[1] + OUTFITS[2] + OUTFITS[3] + OUTFITS[4] + OUTFITS[5]} | {
+        "flats"} >= {s for _, s in published}
+
+
+def test_body_parts_and_limb_coordinates(frame):
+    from strata.core.garments.frame import PARTS
+
+    counts = {p: int(frame.part_mask(p).sum()) for p in PARTS}
+    assert all(n > 50 for n in counts.values()), counts
+    z = frame.vertices[:, 2]
+    assert z[frame.part_mask("head")].mean() > z[frame.part_mask("torso")].mean() > z[frame.part_mask("shin")].mean()
+    # the subject's left is +X; limb coordinates run 0 at the root joint to about 1 at the far one
+    left = frame.part_mask("forearm") & (frame.side == 1)
+    assert frame.vertices[left, 0].min() > 0
+    assert 0.3 < np.nanmean(frame.arm_t[left]) < 1.0
+    assert np.nanmean(frame.leg_t[frame.part_mask("shin")]) > np.nanmean(frame.leg_t[frame.part_mask("thigh")])
+
+
+@pytest.mark.parametrize("outfit", OUTFITS, ids=lambda o: "+".join(s for _, s in o))
+def test_garments_are_closed_skinned_and_outside_the_body_and_each_other(frame, outfit):
+    from strata.core.garments.metrics import layer_penetration
+    from strata.core.garments.piece import is_closed
+
+    pieces = dress(frame, outfit)
+    for (kind, style), p in zip(outfit, pieces, strict=True):
+        assert is_closed(p.faces), f"{style}: not a closed, consistently wound surface"
+        assert np.all(np.isfinite(p.vertices)) and p.uvs.shape == (len(p.vertices), 2)
+        assert p.joints.shape == p.weights.shape == (len(p.vertices), 4)
+        np.testing.assert_allclose(p.weights.sum(axis=1), 1.0, atol=1e-5)
+        assert p.weights.min() >= 0 and p.joints.max() < 200
+        assert p.hides.sum() > 0 or kind == "hair"
+        # thick: the volume of a closed shell is positive and small (outward winding, two sheets)
+        tri = p.vertices[p.faces]
+        volume = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6
+        assert 0 < volume < 0.02, f"{style}: volume {volume:.4f} m^3"
+    layers = [(frame.vertices, frame.faces)] + [(p.vertices, p.faces) for p in pieces]
+    assert layer_penetration(layers) == [0.0] * len(pieces)
+
+
+def test_garments_follow_the_armature_in_test_poses(anny, frame):
+    """Walking and arms up keep every layer outside the body and the layers under it (<= 0.5 %); sitting is
+    measured and bounded (80-degree hips: the body's own skinning folds there)."""
+    from strata.core.garments.metrics import TEST_POSES, layer_penetration, posed_layers, test_pose
+
+    outfit = OUTFITS[0]
+    pieces = dress(frame, outfit)
+    shape = anny.default_shape
+    bind = anny.pose_preset("A", shape)
+    layers = [(frame.vertices, frame.faces, frame.joints, frame.weights)] + [
+        (p.vertices, p.faces, p.joints, p.weights) for p in pieces]
+    result = {}
+    for name in TEST_POSES:
+        posed = posed_layers(anny, shape, bind, test_pose(anny, shape, bind, name), layers)
+        moved = [float(np.abs(v - layer[0]).max()) for v, layer in zip(posed[1:], layers[1:], strict=True)]
+        assert max(moved) > 0.1, f"{name}: no garment moved"
+        result[name] = layer_penetration([(v, layer[1]) for v, layer in zip(posed, layers, strict=True)])
+    print({k: [round(100 * x, 2) for x in v] for k, v in result.items()})
+    assert max(result["walk"]) <= 0.005 and max(result["arms_up"]) <= 0.005
+    assert max(result["sit"]) <= 0.04
+
+
+def test_the_same_seed_gives_the_same_garment_and_another_seed_another(frame):
+    outfit = [("bottom", "skirt"), ("top", "tshirt")]
+    a = dress(frame, outfit, seed=3)
+    b = dress(frame, outfit, seed=3)
+    c = dress(frame, outfit, seed=4)
+    for p, q in zip(a, b, strict=True):
+        np.testing.assert_array_equal(p.vertices, q.vertices)
+    assert any(p.vertices.shape != r.vertices.shape or not np.allclose(p.vertices, r.vertices)
+               for p, r in zip(a, c, strict=True))
+
+
+def test_garments_refit_a_changed_body(anny):
+    """Bound to body triangles (MakeHuman's proxy idea): a heavier body, the same garments refitted, still
+    outside it and still one layer over the other."""
+    from strata.core.garments.binding import bind, refit
+    from strata.core.garments.frame import body_frame
+    from strata.core.garments.metrics import layer_penetration
+
+    slim = anny.shape_vector(weight=0.2)
+    heavy = anny.shape_vector(weight=0.9, muscle=0.7)
+    f0 = body_frame(anny, slim, anny.pose_preset("A", slim))
+    f1 = body_frame(anny, heavy, anny.pose_preset("A", heavy))
+    pieces = dress(f0, OUTFITS[0][:2])
+    refitted = [refit(bind(p.vertices, f0.vertices, f0.faces), f1.vertices, f0.faces) for p in pieces]
+    moved = [float(np.linalg.norm(r - p.vertices, axis=1).mean()) for r, p in zip(refitted, pieces, strict=True)]
+    assert min(moved) > 0.005  # the body changed under them and they followed
+    layers = [(f1.vertices, f1.faces)] + [(r, p.faces) for r, p in zip(refitted, pieces, strict=True)]
+    assert max(layer_penetration(layers)) <= 0.005
+    # on the unchanged body, the binding reproduces the garment
+    np.testing.assert_allclose(refit(bind(pieces[0].vertices, f0.vertices, f0.faces), f0.vertices, f0.faces),
+                               pieces[0].vertices, atol=1e-6)
+
+
+def test_penetration_metric_on_known_shapes():
+    trimesh = pytest.importorskip("trimesh")
+    from strata.core.garments.metrics import layer_penetration, push_out, signed_distance
+
+    inner = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    outer = trimesh.creation.icosphere(subdivisions=3, radius=1.05)
+    shrunk = trimesh.creation.icosphere(subdivisions=3, radius=0.9)
+    layers = [(inner.vertices, inner.faces)]
+    assert layer_penetration(layers + [(outer.vertices, outer.faces)]) == [0.0]
+    assert layer_penetration(layers + [(shrunk.vertices, shrunk.faces)]) == [1.0]
+    points = np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 1.2], [0.99, 0.0, 0.0]])
+    d = signed_distance(points, inner.vertices, inner.faces)
+    assert d[0] < -0.4 and d[1] > 0.15 and abs(d[2]) < 0.02
+    fixed = push_out(points, inner.vertices, inner.faces, 0.003)
+    assert np.all(signed_distance(fixed, inner.vertices, inner.faces) > 0)
+    np.testing.assert_array_equal(fixed[1], points[1])
+
+
+def test_fabric_textures_are_seeded_and_coloured():
+    from strata.core.garments.fabric import FABRICS, fabric_texture
+
+    for fabric in FABRICS:
+        a = fabric_texture((200, 40, 40), fabric, 64, seed=1)
+        assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+        assert a[..., 0].mean() > 2 * a[..., 1].mean()  # red stays red
+        np.testing.assert_array_equal(a, fabric_texture((200, 40, 40), fabric, 64, seed=1))
+    with pytest.raises(ValueError, match="unknown fabric"):
+        fabric_texture((0, 0, 0), "silk", 16)
