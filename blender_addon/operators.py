@@ -17,7 +17,7 @@ from bpy_extras.io_utils import ImportHelper
 from . import importer, runtime
 from ._lib.asset import container
 from ._lib.asset.codec import AssetError
-from ._lib.wire.jobs import JOB_SPECS
+from ._lib.wire.jobs import JOB_SPECS, LAYER_STYLES
 from .local_server import LocalServerError
 from .properties import generate_params, read_params
 from .session import explain
@@ -162,7 +162,7 @@ class STRATA_OT_generate(_JobOperator, bpy.types.Operator):
         settings = _settings(context)
         if not any(layer.enabled for layer in settings.layers):
             raise UserError("invalid_params", "Add at least one garment layer to generate.")
-        return generate_params(settings, runtime.prefs(context).default_quality), None, ""
+        return generate_params(settings), None, ""
 
 
 class STRATA_OT_run_job(_JobOperator, bpy.types.Operator):
@@ -352,8 +352,7 @@ class STRATA_OT_layer_add(bpy.types.Operator):
     bl_label = "Add Layer"
     bl_options = {"REGISTER", "UNDO", "INTERNAL"}
 
-    kind: EnumProperty(name="Kind", items=[(k, k.capitalize(), "") for k in ("TOP", "BOTTOM", "SHOES", "HAIR",
-                                                                              "OTHER")], default="TOP")
+    kind: EnumProperty(name="Kind", items=[(k.upper(), k.capitalize(), "") for k in LAYER_STYLES], default="TOP")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = _settings(context)

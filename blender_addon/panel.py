@@ -104,9 +104,6 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
         if settings.mode == "RECONSTRUCT":
             row.prop(settings.reconstruct, "rig", text="Rig")
             row.prop(settings.reconstruct, "quality", text="")
-        elif settings.mode == "GENERATE":
-            row.prop(settings.body, "rig", text="Rig")
-            row.prop(settings, "quality", text="")
         else:
             row.prop(settings.body, "rig", text="Rig")
 

@@ -20,8 +20,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from ._lib.asset.schema import LAYER_KINDS
-from ._lib.wire.jobs import JOB_SPECS, QUALITY_PRESETS, JobSpec, ParamSpec
+from ._lib.wire.jobs import JOB_SPECS, LAYER_STYLES, JobSpec, ParamSpec
 
 PREFERENCE_DEFAULT = "PREFERENCES"
 """Extra item of the `quality` enum: use the preset chosen in the add-on preferences."""
@@ -110,15 +109,22 @@ BODY_PARAMS = params_group(JOB_SPECS["body"])
 RECONSTRUCT_PARAMS = params_group(JOB_SPECS["reconstruct"])
 PARAM_GROUPS = {"body": BODY_PARAMS, "reconstruct": RECONSTRUCT_PARAMS}
 
-GARMENT_KINDS = [(k.upper(), _label(k), f"A {k} layer") for k in LAYER_KINDS if k != "body"]
+GARMENT_KINDS = [(k.upper(), _label(k), f"A {k} layer") for k in LAYER_STYLES]
+STYLE_TITLES = {"tshirt": "T-shirt", "longsleeve": "Long sleeve"}
+
+
+def _style_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
+    """The styles the library has for this layer's kind (exchange/wire/jobs.py LAYER_STYLES)."""
+    return [(s, STYLE_TITLES.get(s, s.capitalize()), f"{_label(self.kind.lower())}: {s}")
+            for s in LAYER_STYLES.get(self.kind.lower(), ())]
 
 
 class STRATA_PG_layer(bpy.types.PropertyGroup):
-    """One garment layer to generate; the list order is the stacking order (inner first)."""
+    """One garment layer to generate; layers stack body, bottom, top, shoes, hair whatever the list order."""
 
     enabled: BoolProperty(name="Use", default=True, description="Generate this layer")
     kind: EnumProperty(name="Kind", items=GARMENT_KINDS, default="TOP", description="What the layer is")
-    style: StringProperty(name="Style", default="", description="In words, e.g. 'denim jeans' or 'short bob'")
+    style: EnumProperty(name="Style", items=_style_items, description="The garment's style")
     color: FloatVectorProperty(name="Colour", subtype="COLOR_GAMMA", size=3, min=0.0, max=1.0,
                                default=(0.5, 0.5, 0.5), description="Main colour of the layer")
 
@@ -140,26 +146,21 @@ class STRATA_PG_settings(bpy.types.PropertyGroup):
     layers: CollectionProperty(type=STRATA_PG_layer)
     layer_index: IntProperty(name="Active layer", default=0, min=0)
     seed: IntProperty(name="Seed", default=0, min=0, description="Same seed and settings give the same human")
-    quality: EnumProperty(
-        name="Quality",
-        items=[(PREFERENCE_DEFAULT, "Default", "The quality preset chosen in the add-on preferences")]
-        + [(q, _label(q), f"The '{q}' preset") for q in QUALITY_PRESETS],
-        default=PREFERENCE_DEFAULT,
-        description="Speed / quality trade-off of layered generation",
-    )
 
 
-def generate_params(settings: Any, default_quality: str) -> dict[str, Any]:
-    """Parameters of a layered generation: the base body's shape and rig, the garments in order
-    (kind, style, colour as 0-255 sRGB), the seed and the quality preset."""
-    params = read_params(settings.body, JOB_SPECS["body"])
-    params["layers"] = [
-        {"kind": layer.kind.lower(), "style": layer.style,
-         "color": [round(c * 255) for c in layer.color]}
-        for layer in settings.layers if layer.enabled
-    ]
+def generate_params(settings: Any) -> dict[str, Any]:
+    """Parameters of a layered generation (exchange/wire/jobs.py "generate"): the body's shape and rig from
+    the body settings, the garments as "<layer>:<style>" with their colours (#rrggbb), the seed."""
+    spec = JOB_SPECS["generate"]
+    body = read_params(settings.body, JOB_SPECS["body"])
+    params = {k: v for k, v in body.items() if k in {p.name for p in spec.params}}
+    if params.get("pose") not in ("A", "T"):
+        params.pop("pose", None)
+    chosen = [layer for layer in settings.layers if layer.enabled and layer.style]
+    params["layers"] = ["body"] + [f"{layer.kind.lower()}:{layer.style}" for layer in chosen]
+    params["colors"] = ["#" + "".join(f"{round(c * 255):02x}" for c in layer.color) for layer in chosen]
     params["seed"] = int(settings.seed)
-    params["quality"] = default_quality if settings.quality == PREFERENCE_DEFAULT else settings.quality
+    params["sample_body"] = False  # the body is the one the sliders describe
     return params
 
 

@@ -108,13 +108,26 @@ def test_job_error_in_plain_words(connected, fresh_scene) -> None:
     assert problem.advice in str(err.value)
 
 
-def test_generate_reports_missing_job_kind(connected) -> None:
+def test_generate_layered_from_the_panel(connected, fresh_scene) -> None:
+    """Layered mode: the layers the panel lists, each garment imported as its own object with its style."""
+    ok, why = connected.RUNTIME.session.supports("generate")
+    if not ok:
+        pytest.skip(f"server cannot run generate jobs: {why}")
     settings = bpy.context.scene.strata
     settings.layers.clear()
+    assert bpy.ops.strata.layer_add(kind="BOTTOM") == {"FINISHED"}
+    settings.layers[-1].style = "skirt"
+    settings.layers[-1].color = (0.8, 0.1, 0.1)
     assert bpy.ops.strata.layer_add(kind="TOP") == {"FINISHED"}
-    with pytest.raises(RuntimeError, match="has no 'generate' job"):
-        bpy.ops.strata.generate()
-    assert connected.RUNTIME.session.problem.code == "no_generate"
+    assert settings.layers[-1].style == "tshirt"  # the first style the library publishes for a top
+    assert bpy.ops.strata.generate() == {"FINISHED"}
+    [collection] = _collections("Strata generate")
+    kinds = sorted(o.get("strata_layer_kind") for o in collection.objects if o.type == "MESH")
+    assert kinds == ["body", "bottom", "top"]
+    skirt = next(o for o in collection.objects if o.get("strata_layer_kind") == "bottom")
+    assert skirt.get("strata_layer_name") == "Skirt"
+    body = next(o for o in collection.objects if o.get("strata_layer_kind") == "body")
+    assert sum(m.type == "MASK" for m in body.modifiers) == 2
 
 
 def test_reconstruct_without_photo(connected) -> None:
