@@ -67,6 +67,9 @@ for _backend in (
             "strata.core.reconstruct.stages:ProjectionTexture", modules=("torch",), priority=10, cached=False),
     Backend("rig", "anny-carried", "the body model's skeleton and skin weights carried to the surface",
             "strata.core.reconstruct.stages:CarriedRig", priority=10, cached=False),
+    Backend("garments", "procedural", "the procedural garment library: shells, lofts and hair volumes built "
+            "from the body (core/garments)", "strata.core.garments.styles:Dresser", modules=("scipy",),
+            priority=10, cached=False),
 ):
     REGISTRY.register(_backend)
 del _backend

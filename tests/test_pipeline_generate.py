@@ -100,7 +100,7 @@ def test_generate_through_the_server_and_into_blender(tmp_path):
         assert layer.texture is not None and layer.skin is not None
         assert layer.hides_body is not None and layer.hides_body.max() < body_n
     assert min(float(layer.mesh.vertices[:, 2].min()) for layer in asset.layers) == pytest.approx(0.0, abs=1e-5)
-    assert asset.provenance.backends["layered"] == "procedural" and asset.rig.rest_pose == "A"
+    assert asset.provenance.backends["garments"] == "procedural" and asset.rig.rest_pose == "A"
     container.save(asset, tmp_path / "layered.strata")
     assert container.load(tmp_path / "layered.strata").layers[4].name == "Ponytail"  # the codec validates
     # In Blender: the add-on's importer (the batch script), then the .blend inspected in bpy.

@@ -17,8 +17,10 @@ import numpy as np
 from strata.exchange.asset.schema import BodyParams, HumanAsset, Layer, Mesh, Provenance, Skin
 from strata.exchange.wire.jobs import LAYER_ORDER
 
+from ..backends import REGISTRY
 from ..body.base import BodyModel
 from ..body.skinning import rig_from
+from ..compute import ComputeEnv
 from ..garments.fabric import fabric_texture
 from ..garments.frame import body_frame
 from ..garments.piece import Piece
@@ -46,9 +48,12 @@ def parse_layers(layers: list[str], colors: list[str]) -> list[tuple[str, str, t
     return sorted(parsed, key=lambda item: LAYER_ORDER.index(item[0]))
 
 
-def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progress | None = None) -> HumanAsset:
-    """``params`` as validated by exchange/wire/jobs.py's "generate" spec (defaults filled)."""
+def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progress | None = None,
+                     env: ComputeEnv | None = None) -> HumanAsset:
+    """``params`` as validated by exchange/wire/jobs.py's "generate" spec (defaults filled); the garment
+    library is the registry's ``garments`` backend for ``env``."""
     progress = progress or Silent()
+    env = env or ComputeEnv()
     seed = int(params.get("seed", 0))
     # 1. The layer choices, checked before any work.
     choices = parse_layers(list(params.get("layers", ["body"])), list(params.get("colors", [])))
@@ -58,7 +63,8 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
     pose = model.pose_preset(str(params.get("pose", "A")), shape)
     frame = body_frame(model, shape, pose)
     # 3. The garments, inner first, each from its own stream of the seed.
-    dresser = Dresser(frame)
+    garments = REGISTRY.choose("garments", "auto", env)
+    dresser: Dresser = REGISTRY.build_backend(garments, env=env, frame=frame)
     dressed: list[tuple[GarmentSpec, Piece]] = []
     for i, (kind, style, colour) in enumerate(choices):
         progress.report("dress", i / max(len(choices), 1), f"dressing the {kind}: {style}")
@@ -79,7 +85,7 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
     return HumanAsset(
         name=f"layered_{seed}",
         layers=layers,
-        provenance=Provenance(job_kind="generate", backends={"body_model": model.name, "layered": "procedural"},
+        provenance=Provenance(job_kind="generate", backends={"body_model": model.name, "garments": garments.name},
                               versions=versions("anny", "torch"), params=dict(params), created=now_iso(),
                               notes=[f"{s.kind}: {s.style} " + str({k: v for k, v in asdict(s).items()
                                                                     if k not in ("kind", "style")})

@@ -7,8 +7,8 @@ Run with Blender's Python (bpy):
 Each .blend is opened as written by the CLI (every garment its own object on one armature, the body's hidden
 parts behind Mask modifiers) and rendered with Workbench (textures, studio light, shadows) from the front, the
 three-quarter back and the side, orthographic, on a light grey background. ``--pose walk`` turns the thighs,
-a shin and the arms on the armature (the garments deform with it); ``--bare`` hides every garment (the body
-comes back whole: the masks only hide, never delete).
+a shin and the arms on the armature (the garments deform with it); ``--bare`` hides every garment and turns
+the body's Mask modifiers off (the body comes back whole: the masks only hide, never delete).
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ WALK = {"upperleg01.L": (-30, 0, 0), "lowerleg01.L": (35, 0, 0), "upperleg01.R":
 def render_one(blend: Path, pose: str | None, bare: bool, folder: Path) -> list[np.ndarray]:
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     scene = bpy.context.scene
-    if bare:
+    if bare:  # garments off, and the body's masks with them: the skin under them was only hidden
         for obj in scene.objects:
             if obj.type == "MESH" and obj.get("strata_layer_kind", "body") != "body":
                 obj.hide_render = True
+            elif obj.type == "MESH":
+                for mod in obj.modifiers:
+                    if mod.type == "MASK":
+                        mod.show_render = mod.show_viewport = False
     if pose == "walk":
         for arm in (o for o in scene.objects if o.type == "ARMATURE"):
             for name, deg in WALK.items():

@@ -1,7 +1,8 @@
 """`generate`: a layered human from layer choices and a seed, via strata.core.pipelines.generate.
 
-The `procedural` layered backend: the garment library of core/garments dresses a body (anny) layer by
-layer. The pipeline is imported inside the job, so the server serves every other kind while it is absent.
+The registry's `garments` backend (`procedural`: the garment library of core/garments) dresses a body
+(anny) layer by layer. The pipeline is imported inside the job, so the server serves every other kind while
+it is absent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ BODY_MODEL = "anny"
 class GenerateKind(JobKind):
     spec = JOB_SPECS["generate"]
     pipeline = "strata.core.pipelines.generate"
-    stages = ("body_model",)
+    stages = ("body_model", "garments")
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)
@@ -38,4 +39,4 @@ class GenerateKind(JobKind):
             raise JobError(ErrorCode.UNAVAILABLE, str(exc), {"model": BODY_MODEL, "rig": rig}) from exc
         # 3. Dress it.
         with ctx.env.torch_threads():
-            return pipeline.generate_layered(model, ctx.params, ctx.progress)
+            return pipeline.generate_layered(model, ctx.params, ctx.progress, env=ctx.env)
