@@ -136,7 +136,7 @@ def import_asset(
     if body is not None:
         for layer, obj in built:
             if layer.hides_body is not None and len(layer.hides_body) and layer.kind != "body":
-                add_mask(body, obj.name, layer.hides_body)
+                obj["strata_mask_modifier"] = add_mask(body, obj.name, layer.hides_body).name
         clock.lap("masks")
     if armature is not None:  # after the masks: hide first, then deform what is left
         for layer, obj in built:

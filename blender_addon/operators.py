@@ -402,7 +402,47 @@ def menu_import(self: Any, context: bpy.types.Context) -> None:
     self.layout.operator(STRATA_OT_import_asset.bl_idname, text="Strata Human (.strata)")
 
 
+class STRATA_OT_garment_visibility(bpy.types.Operator):
+    """Hide or show a garment; the body under it shows while the garment is hidden"""
+
+    bl_idname = "strata.garment_visibility"
+    bl_label = "Hide or Show Garment"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    garment: StringProperty(name="Garment", description="The garment object's name")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        obj = bpy.data.objects.get(self.garment)
+        if obj is None:
+            self.report({"ERROR"}, f"No object named '{self.garment}'")
+            return {"CANCELLED"}
+        hidden = not obj.hide_viewport
+        obj.hide_viewport = obj.hide_render = hidden
+        for body in garment_bodies(obj):
+            mod = body.modifiers.get(obj.get("strata_mask_modifier", ""))
+            if mod is not None and mod.type == "MASK":
+                mod.show_viewport = mod.show_render = not hidden
+        return {"FINISHED"}
+
+
+def garment_bodies(garment: bpy.types.Object) -> list[bpy.types.Object]:
+    """The body objects of the human ``garment`` belongs to (same Strata job, kind "body")."""
+    job = garment.get("strata_job_id")
+    return [o for o in bpy.data.objects if o.type == "MESH" and o.get("strata_layer_kind") == "body"
+            and o.get("strata_job_id") == job]
+
+
+def human_garments(obj: bpy.types.Object | None) -> list[bpy.types.Object]:
+    """The garment objects of the human ``obj`` (any of its parts, or its armature) belongs to."""
+    if obj is None or obj.get("strata_job_id") is None:
+        return []
+    job = obj["strata_job_id"]
+    return sorted((o for o in bpy.data.objects if o.type == "MESH" and o.get("strata_job_id") == job
+                   and o.get("strata_layer_kind") not in (None, "body")), key=lambda o: o.name)
+
+
 CLASSES = (
+    STRATA_OT_garment_visibility,
     STRATA_OT_reconstruct,
     STRATA_OT_body,
     STRATA_OT_generate,

@@ -10,7 +10,7 @@ from typing import Any
 
 import bpy
 
-from . import runtime
+from . import operators, runtime
 from .properties import MODE_KINDS
 
 _previews: Any = None
@@ -206,4 +206,27 @@ class STRATA_PT_backends(_Panel, bpy.types.Panel):
                 col.label(text=text, icon="CHECKMARK" if state == "runs" else "ERROR")
 
 
-CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_parameters, STRATA_PT_server, STRATA_PT_backends)
+class STRATA_PT_garments(_Panel, bpy.types.Panel):
+    """The selected human's garments, each with a toggle that hides it and shows the body under it."""
+
+    bl_idname = "STRATA_PT_garments"
+    bl_label = "Garments"
+    bl_parent_id = "STRATA_PT_main"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(operators.human_garments(context.active_object))
+
+    def draw(self, context: bpy.types.Context) -> None:
+        col = self.layout.column(align=True)
+        for obj in operators.human_garments(context.active_object):
+            row = col.row(align=True)
+            hidden = obj.hide_viewport
+            op = row.operator("strata.garment_visibility", text="", icon="HIDE_ON" if hidden else "HIDE_OFF",
+                              emboss=False)
+            op.garment = obj.name
+            row.label(text=f"{obj.get('strata_layer_kind', '').capitalize()}: {obj.name}")
+
+
+CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_garments, STRATA_PT_parameters, STRATA_PT_server,
+           STRATA_PT_backends)

@@ -165,6 +165,13 @@ def test_garment_masks_body_without_deleting(imported, asset) -> None:
     assert len(body.data.vertices) == asset.layer("body").mesh.n_vertices  # nothing deleted
     evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     assert len(evaluated.vertices) == len(body.data.vertices) - len(hides)
+    # Hiding the garment from the panel shows the body under it; showing it hides the body again.
+    assert bpy.ops.strata.garment_visibility(garment="Top") == {"FINISHED"}
+    assert objs["Top"].hide_viewport and objs["Top"].hide_render and not mask.show_viewport
+    evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    assert len(evaluated.vertices) == len(body.data.vertices)
+    assert bpy.ops.strata.garment_visibility(garment="Top") == {"FINISHED"}
+    assert not objs["Top"].hide_viewport and mask.show_viewport and mask.show_render
 
 
 def test_bad_file_reports_in_plain_words(fresh_scene, tmp_path: Path) -> None:

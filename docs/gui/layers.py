@@ -1,0 +1,90 @@
+"""GUI driver (../shared/tools/blender-gui): generate a layered human from the sidebar's Layered mode in a
+real Blender window, then hide its top from the Garments list to show the body under it.
+
+    T=../shared/tools/blender-gui
+    $T/run.sh --project . --out /tmp/shots --addon dist/strata-0.1.0-linux-x64.zip \
+        --host-cmd ".venv/bin/strata-server --bind tcp://127.0.0.1:5599 --data-dir /tmp/strata-gui" \
+        -- docs/gui/layers.py tcp://127.0.0.1:5599
+
+Writes 01_layers (the layer list), 02_generated (the imported human and its Garments list) and
+03_top_hidden (the top hidden, the body shown under it) in OUT.
+The driver runs inside the tool's bootstrap, which provides ARGS, OUT, ADDON_MODULE, log, shot, settle,
+wait_until, view3d_override and open_sidebar_tab as globals.
+"""
+# ruff: noqa: F821
+
+import importlib
+
+import bpy
+
+LAYERS = (("BOTTOM", "skirt", (0.45, 0.08, 0.12)), ("TOP", "tshirt", (0.85, 0.85, 0.8)),
+          ("SHOES", "sneakers", (0.9, 0.9, 0.9)), ("HAIR", "bob", (0.25, 0.15, 0.08)))
+
+
+def _connect(rt, address):
+    for attempt in range(30):
+        with bpy.context.temp_override(**view3d_override()):
+            bpy.ops.strata.connect()
+        try:
+            yield from wait_until(lambda: rt.session.connected, timeout=6, what="the server's hello")
+            return
+        except TimeoutError:
+            log(f"not connected yet (attempt {attempt + 1})")
+    raise RuntimeError(f"no server at {address}")
+
+
+def main():
+    address = ARGS[0]
+    rt = importlib.import_module(ADDON_MODULE + ".runtime").RUNTIME
+    if "Cube" in bpy.data.objects:
+        bpy.data.objects.remove(bpy.data.objects["Cube"])
+    bpy.context.preferences.addons[ADDON_MODULE].preferences.address = address
+    settings = bpy.context.scene.strata
+    settings.mode = "GENERATE"
+    settings.layers.clear()
+    for kind, style, colour in LAYERS:
+        with bpy.context.temp_override(**view3d_override()):
+            bpy.ops.strata.layer_add(kind=kind)
+        settings.layers[-1].style = style
+        settings.layers[-1].color = colour
+    settings.seed = 7
+    yield from open_sidebar_tab("Strata")
+    yield from _connect(rt, address)
+    yield from settle()
+    shot("01_layers")
+
+    with bpy.context.temp_override(**view3d_override()):
+        result = bpy.ops.strata.generate()
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"strata.generate returned {result}")
+    yield from wait_until(lambda: not rt.session.busy, timeout=300, what="the job to finish")
+    yield from wait_until(lambda: bool(rt.imported) or rt.session.problem is not None, timeout=60,
+                          what="the import")
+    if rt.session.problem is not None:
+        shot("02_problem")
+        raise RuntimeError(f"job failed: {rt.session.problem.text}")
+    body = next(o for o in bpy.context.scene.objects if o.get("strata_layer_kind") == "body")
+    for o in bpy.context.selected_objects:
+        o.select_set(False)
+    body.select_set(True)
+    bpy.context.view_layer.objects.active = body
+    garments = sorted(o.name for o in bpy.context.scene.objects if o.get("strata_layer_kind") not in (None, "body"))
+    log("garments:", garments, "| body masks:", [m.name for m in body.modifiers if m.type == "MASK"])
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.view3d.view_axis(type="FRONT")
+        bpy.ops.view3d.view_all()
+    for area in bpy.context.screen.areas:  # textures visible in the viewport
+        if area.type == "VIEW_3D":
+            area.spaces[0].shading.type = "MATERIAL"
+    yield 2.0
+    yield from settle()
+    shot("02_generated")
+
+    top = next(o for o in bpy.context.scene.objects if o.get("strata_layer_kind") == "top")
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.strata.garment_visibility(garment=top.name)
+    log("top hidden:", top.hide_viewport, "| its mask shown:",
+        body.modifiers[top["strata_mask_modifier"]].show_viewport)
+    yield 1.0
+    yield from settle()
+    shot("03_top_hidden")
