@@ -61,7 +61,7 @@ class STRATA_UL_layers(bpy.types.UIList):
                   icon: int, active_data: Any, active_propname: str, index: int = 0) -> None:
         row = layout.row(align=True)
         row.prop(item, "enabled", text="")
-        row.prop(item, "kind", text="")
+        row.label(text=item.kind.capitalize())  # chosen with the + menu; a dropdown here would cut the style
         row.prop(item, "style", text="")
         row.prop(item, "color", text="")
 

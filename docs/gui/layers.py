@@ -66,13 +66,15 @@ def main():
     body = next(o for o in bpy.context.scene.objects if o.get("strata_layer_kind") == "body")
     for o in bpy.context.selected_objects:
         o.select_set(False)
-    body.select_set(True)
+    for o in bpy.context.scene.objects:  # the whole human, to frame it
+        if o.get("strata_layer_kind") is not None:
+            o.select_set(True)
     bpy.context.view_layer.objects.active = body
     garments = sorted(o.name for o in bpy.context.scene.objects if o.get("strata_layer_kind") not in (None, "body"))
     log("garments:", garments, "| body masks:", [m.name for m in body.modifiers if m.type == "MASK"])
     with bpy.context.temp_override(**view3d_override()):
         bpy.ops.view3d.view_axis(type="FRONT")
-        bpy.ops.view3d.view_all()
+        bpy.ops.view3d.view_selected()
     for area in bpy.context.screen.areas:  # textures visible in the viewport
         if area.type == "VIEW_3D":
             area.spaces[0].shading.type = "MATERIAL"
