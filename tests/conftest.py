@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, **config: Any) -> Iterator[tuple[Any, str]]:
+    """An in-process strata-server on a free loopback port (CPU), as a user's would run: ``(server, address)``.
+    Stopped and joined on exit. ``config``: more ServerConfig fields (e.g. ``weights_dir``)."""
+    from strata.server.config import ServerConfig
+    from strata.server.loop import Server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = Server(ServerConfig(bind=f"tcp://127.0.0.1:{port}", data_dir=data_dir, device="cpu", **config),
+                    logging.getLogger("test"))
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield server, f"tcp://127.0.0.1:{port}"
+    finally:
+        server.request_stop()
+        thread.join(30)
 
 
 @pytest.fixture(scope="module")

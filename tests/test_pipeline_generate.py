@@ -5,9 +5,7 @@ body under it is masked (not deleted), and a posed bone moves the garments with 
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +52,6 @@ open(sys.argv[-1], "w").write(json.dumps(report))
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def body():
     from strata.core.body import get_body_model
@@ -70,28 +60,18 @@ def body():
 
 
 def test_generate_through_the_server_and_into_blender(tmp_path):
+    from conftest import running_server
+
     from strata.exchange.asset import container
     from strata.exchange.client import Client
     from strata.exchange.wire.protocol import ProtocolError
-    from strata.server.config import ServerConfig
-    from strata.server.loop import Server
 
-    port = _free_port()
-    config = ServerConfig(bind=f"tcp://127.0.0.1:{port}", data_dir=tmp_path / "data", device="cpu")
-    config.data_dir.mkdir()
-    server = Server(config, logging.getLogger("test"))
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
-            server.probe.wait(60)
-            assert "generate" in client.hello()["capabilities"]["job_kinds"]
-            asset = client.run("generate", {"layers": LAYERS, "seed": 5, "texture_size": 512})
-            with pytest.raises(ProtocolError, match="bottom given more than once"):
-                client.run("generate", {"layers": ["body", "bottom:skirt", "bottom:trousers"]})
-    finally:
-        server.request_stop()
-        thread.join(30)
+    with running_server(tmp_path / "data") as (server, address), Client(address, timeout=30) as client:
+        server.probe.wait(60)
+        assert "generate" in client.hello()["capabilities"]["job_kinds"]
+        asset = client.run("generate", {"layers": LAYERS, "seed": 5, "texture_size": 512})
+        with pytest.raises(ProtocolError, match="bottom given more than once"):
+            client.run("generate", {"layers": ["body", "bottom:skirt", "bottom:trousers"]})
     # The asset: the body and four garments in stacking order, each textured, skinned and masking the body.
     assert [layer.kind for layer in asset.layers] == ["body", "bottom", "top", "shoes", "hair"]
     assert [layer.name for layer in asset.layers[1:]] == ["Skirt", "T-shirt", "Flats", "Ponytail"]

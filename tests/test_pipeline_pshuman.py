@@ -6,8 +6,6 @@ not the quality, which needs the real weights and a GPU: bench/pshuman_gpu.py.)"
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 
 import pytest
@@ -31,39 +29,21 @@ def weights(tmp_path_factory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_photo_through_pshuman_on_the_server_and_into_blender(weights, tmp_path, monkeypatch):
+    from conftest import running_server
+
     from strata.core import carve
     from strata.exchange.asset import container
     from strata.exchange.client import Client
-    from strata.server.config import ServerConfig
-    from strata.server.loop import Server
 
     monkeypatch.setitem(carve.PRESETS, "fast", carve.FAST.with_(iterations=4, resolution=96))  # a short carve
-    port = _free_port()
-    config = ServerConfig(bind=f"tcp://127.0.0.1:{port}", data_dir=tmp_path / "data", device="cpu",
-                          weights_dir=weights)
-    config.data_dir.mkdir()
-    server = Server(config, logging.getLogger("test"))
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        with Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
-            server.probe.wait(60)
-            backends = client.hello()["capabilities"]["backends"]
-            assert backends["multiview"]["pshuman"]["ok"], backends["multiview"]
-            asset = client.run("reconstruct", {"multiview": "pshuman", "quality": "fast", "texture_size": 1024},
-                               image=PHOTO.read_bytes())
-    finally:
-        server.request_stop()
-        thread.join(30)
+    with running_server(tmp_path / "data", weights_dir=weights) as (server, address), \
+            Client(address, timeout=30) as client:
+        server.probe.wait(60)
+        backends = client.hello()["capabilities"]["backends"]
+        assert backends["multiview"]["pshuman"]["ok"], backends["multiview"]
+        asset = client.run("reconstruct", {"multiview": "pshuman", "quality": "fast", "texture_size": 1024},
+                           image=PHOTO.read_bytes())
     names = asset.provenance.backends
     assert names["multiview"] == "pshuman" and names["surface"] == "carve" and names["path"] == "multiview: pshuman"
     assert "generate_views" in asset.provenance.timings and asset.rig.rest_pose == "A" and asset.rig.pose is not None

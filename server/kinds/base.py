@@ -23,6 +23,7 @@ from typing import Any
 from ...core.backends import REGISTRY
 from ...core.cache import ModelCache
 from ...core.compute import ComputeEnv
+from ...core.errors import UnavailableError
 from ...core.progress import Progress
 from ...exchange.asset.schema import HumanAsset
 from ...exchange.wire.jobs import JobSpec
@@ -163,3 +164,15 @@ def require(dotted: str, kind: str) -> Any:
         raise JobError(ErrorCode.UNAVAILABLE,
                        f"the {kind!r} job needs {dotted}, which is not installed on this server "
                        f"({exc.name} is missing)", {"module": dotted, "missing": exc.name or ""}) from None
+
+
+def load_body_model(ctx: JobContext, model: str, rig: str, kind: str) -> Any:
+    """The body model for a job, from the server's model cache (loaded with a progress line the first time);
+    a model that cannot load here is a clean `unavailable` job error."""
+    body = require("strata.core.body", kind)
+    if body.body_model_key(model, rig, ctx.env) not in ctx.models:
+        ctx.progress.report("load_model", 0.0, f"loading the {model} body model ({rig} rig, {ctx.env.device})")
+    try:
+        return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models)
+    except UnavailableError as exc:
+        raise JobError(ErrorCode.UNAVAILABLE, str(exc), {"model": model, "rig": rig}) from exc

@@ -7,11 +7,9 @@ in the model cache (one per rig, device and dtype) until the user releases it.
 
 from __future__ import annotations
 
-from ...core.errors import UnavailableError
 from ...exchange.asset.schema import HumanAsset
 from ...exchange.wire.jobs import JOB_SPECS
-from ...exchange.wire.protocol import ErrorCode
-from .base import JobContext, JobError, JobKind, require
+from .base import JobContext, JobKind, load_body_model, require
 
 BODY_MODEL = "anny"
 
@@ -23,14 +21,6 @@ class BodyKind(JobKind):
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)
-        body = require("strata.core.body", self.name)
-        rig = ctx.params["rig"]
-        key = body.body_model_key(BODY_MODEL, rig, ctx.env)
-        if key not in ctx.models:
-            ctx.progress.report("load_model", 0.0, f"loading the {BODY_MODEL} body model ({rig} rig, {ctx.env.device})")
-        try:
-            model = body.get_body_model(BODY_MODEL, rig, env=ctx.env, cache=ctx.models)
-        except UnavailableError as exc:
-            raise JobError(ErrorCode.UNAVAILABLE, str(exc), {"model": BODY_MODEL, "rig": rig}) from exc
+        model = load_body_model(ctx, BODY_MODEL, ctx.params["rig"], self.name)
         with ctx.env.torch_threads():
             return pipeline.build_body(model, ctx.params, ctx.progress)
