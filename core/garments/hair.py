@@ -41,12 +41,13 @@ def cap(frame: BodyFrame, occupied: np.ndarray, thickness: float, lift: float) -
 
 
 def curtain(frame: BodyFrame, obstacles: np.ndarray, top: float, hem: float, open_face: float,
-            thickness: float, ease: float) -> Piece:
-    """Hair hanging from ``top`` to ``hem`` around the head, leaving ``open_face`` radians free in front."""
+            thickness: float, ease: float, curl: float = 0.0) -> Piece:
+    """Hair hanging from ``top`` to ``hem`` around the head, leaving ``open_face`` radians free in front,
+    its ends turned in by ``curl`` metres."""
     head = frame.landmarks["head"]
     start, end = FACE + open_face / 2, FACE + 2 * np.pi - open_face / 2
     piece = build_loft(frame, obstacles, head, top, hem, ease=ease, flare=0.05, thickness=thickness,
-                       arc=(start, end), segments=48, rows=16, weight_window=0.0, hide_below=0.0)
+                       arc=(start, end), segments=48, rows=16, weight_window=0.0, hide_below=0.0, curl=curl)
     # The top follows the head; lower down the neck and upper back (the loft's nearest-skin weights).
     h = np.clip((piece.vertices[:, 2] - hem) / max(top - hem, 1e-6), 0.0, 1.0)[:, None]
     j_head, w_head = head_weights(frame, len(piece.vertices))

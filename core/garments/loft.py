@@ -69,13 +69,14 @@ def grid_piece(outer: np.ndarray, inner: np.ndarray, periodic: bool, uvs: np.nda
 def build_loft(frame: BodyFrame, obstacles: np.ndarray, centre: np.ndarray, top: float, hem: float, *,
                ease: float, flare: float, thickness: float, arc: tuple[float, float] | None = None,
                segments: int = 64, rows: int = 24, weight_window: float = 0.25,
-               hide_below: float = 0.03) -> Piece:
+               hide_below: float = 0.03, curl: float = 0.0) -> Piece:
     """A loft around the vertical axis through ``centre`` from height ``top`` down to ``hem``.
 
     ``obstacles`` (P, 3): what it must enclose (body skin and lower layers). ``ease`` is the gap left at the
     top, ``flare`` metres of extra radius per metre of drop; ``arc`` = (from, to) angles (radians, 0 = +X,
     counter-clockwise seen from above) for an open loft (a hair curtain), None for a full ring.
-    ``weight_window`` is the share of the circumference skin weights are averaged over at the hem."""
+    ``weight_window`` is the share of the circumference skin weights are averaged over at the hem; ``curl``
+    metres the last third of the drop turns in by (a bob's rounded ends)."""
     # 1. Rings: heights, angles, the support radius of what lies under each, never shrinking downward.
     heights = np.linspace(top, hem, rows)
     periodic = arc is None
@@ -86,7 +87,8 @@ def build_loft(frame: BodyFrame, obstacles: np.ndarray, centre: np.ndarray, top:
     radii = np.maximum.accumulate(radii, axis=0)  # an A-line: nothing narrows going down
     radii = smooth_around(radii, max(1, segments // 32), periodic)
     drop = top - heights
-    radii = radii + ease + thickness + flare * drop[:, None]
+    turn = curl * np.clip((drop / max(top - hem, 1e-9) - 2 / 3) * 3, 0.0, 1.0) ** 2
+    radii = radii + ease + thickness + flare * drop[:, None] - turn[:, None]
     u = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
     base = np.stack([np.full_like(angles, centre[0]), np.full_like(angles, centre[1]), np.zeros_like(angles)], 1)
 

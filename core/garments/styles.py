@@ -165,7 +165,7 @@ class Dresser:
         centre = 0.5 * (f.landmarks["hip.L"] + f.landmarks["hip.R"])
         below = self.obstacles[(self.obstacles[:, 2] < top + 0.05) & (self.obstacles[:, 2] > hem - 0.05)]
         arms = f.vertices[f.part_mask("upper_arm", "forearm", "hand")]
-        keep = ~_near(below, arms, 0.01)  # hands and arms hang beside a skirt, not inside it
+        keep = ~_near(below, arms, 0.05)  # hands, arms and sleeves hang beside a skirt, not inside it
         return build_loft(f, below[keep], centre, top, hem, ease=GAP + 0.004 + 0.01 * looseness,
                           flare=0.05 + 0.35 * looseness, thickness=thickness)
 
@@ -229,10 +229,11 @@ def hoodie(d: Dresser, s: GarmentSpec) -> Piece:
 
 def coat(d: Dresser, s: GarmentSpec) -> Piece:
     f = d.frame
-    upper = _top_shell(d, replace(s, length=0.6))
+    upper = _top_shell(d, replace(s, length=0.1))  # to the waist: the skirt of the coat covers the rest
     d.remember(upper, s.thickness)
     hip, ankle = f.landmarks["hip.L"][2], f.landmarks["ankle.L"][2]
-    tails = d.skirt(f.landmarks["crotch"][2] + 0.12, hip - s.length * (hip - ankle), s.looseness * 0.6, s.thickness)
+    # The skirt of the coat from the waist, over the upper part (which it encloses), so no step shows.
+    tails = d.skirt(f.landmarks["waist"][2] + 0.02, hip - s.length * (hip - ankle), s.looseness * 0.6, s.thickness)
     return merge([upper, tails])
 
 
@@ -267,7 +268,8 @@ def hair(d: Dresser, s: GarmentSpec) -> Piece:
     head, neck, chest = f.landmarks["head"], f.landmarks["neck"], f.landmarks["chest"]
     pieces = [scalp_piece]
     if s.style == "bob":
-        pieces.append(curtain(f, d.obstacles, head[2] + 0.05, neck[2] + 0.03, 2.2, s.thickness, lift))
+        pieces.append(curtain(f, d.obstacles, head[2] + 0.05, neck[2] + 0.03, 2.2, s.thickness, lift,
+                              curl=0.6 * s.thickness))
     elif s.style == "long":
         pieces.append(curtain(f, d.obstacles, head[2] + 0.05, neck[2] + 0.01, 2.0, s.thickness, lift))
         # Down the back: as wide as the head, not the shoulders (what lies beside the spine is left out).
