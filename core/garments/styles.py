@@ -242,7 +242,7 @@ def dress(d: Dresser, s: GarmentSpec) -> Piece:
     bodice = _top_shell(d, replace(s, length=0.0, looseness=0.1))
     d.remember(bodice, s.thickness)
     hip, ankle = f.landmarks["hip.L"][2], f.landmarks["ankle.L"][2]
-    lower = d.skirt(f.landmarks["waist"][2] + 0.01, hip - s.length * (hip - ankle), s.looseness, s.thickness)
+    lower = d.skirt(f.landmarks["waist"][2] + 0.03, hip - s.length * (hip - ankle), s.looseness, s.thickness)
     return merge([bodice, lower])
 
 

@@ -96,7 +96,9 @@ def test_layer_list_and_preferences_draw(addon) -> None:
     log: list = []
     bpy.types.STRATA_UL_layers.draw_item(None, bpy.context, FakeLayout(log), settings, settings.layers[0], 0,
                                          settings, "layer_index", 0)
-    assert [args[1] for name, args, _ in log if name == "prop"] == ["enabled", "kind", "style", "color"]
+    assert [args[1] for name, args, _ in log if name == "prop"] == ["enabled", "style", "color"]
+    kind = settings.layers[0].kind.capitalize()  # the kind as a label: chosen with +, the style fits beside it
+    assert any(name == "label" and kw.get("text") == kind for name, _, kw in log)
     prefs = bpy.context.preferences.addons[MODULE].preferences
     log = []
     proxy = types.SimpleNamespace(layout=FakeLayout(log), bl_rna=prefs.bl_rna, start_local=prefs.start_local)
