@@ -26,7 +26,8 @@ class GenerateKind(JobKind):
         try:
             pipeline.parse_layers(ctx.params["layers"], ctx.params["colors"])
         except ValueError as exc:
-            raise JobError(ErrorCode.INVALID_PARAMS, f"generate.layers: {exc}", {"param": "layers"}) from exc
+            param = "colors" if "colour" in str(exc) else "layers"
+            raise JobError(ErrorCode.INVALID_PARAMS, f"generate.{param}: {exc}", {"param": param}) from exc
         # 2. The body model (warm in the model cache after the first job).
         model = load_body_model(ctx, BODY_MODEL, ctx.params["rig"], self.name)
         # 3. Dress it.
