@@ -48,6 +48,15 @@ def curtain(frame: BodyFrame, obstacles: np.ndarray, top: float, hem: float, ope
     start, end = FACE + open_face / 2, FACE + 2 * np.pi - open_face / 2
     piece = build_loft(frame, obstacles, head, top, hem, ease=ease, flare=0.05, thickness=thickness,
                        arc=(start, end), segments=48, rows=16, weight_window=0.0, hide_below=0.0, curl=curl)
+    # Clumps and uneven ends, so it reads as hair and not as a helmet: a radial wave around the head that
+    # grows towards the ends, and ends that hang down by different amounts (the same for both sheets).
+    v = piece.vertices
+    theta = np.arctan2(v[:, 1] - head[1], v[:, 0] - head[0])
+    drop = np.clip((top - v[:, 2]) / max(top - hem, 1e-6), 0.0, 1.0)
+    radial = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    wave = 0.5 * thickness * (np.sin(7 * theta + 0.3) + 0.5 * np.sin(13 * theta + 1.7)) * drop
+    v[:, :2] += radial * wave[:, None]
+    v[:, 2] -= 0.4 * thickness * (1 + np.sin(11 * theta + 0.9)) * drop**4
     # The top follows the head; lower down the neck and upper back (the loft's nearest-skin weights).
     h = np.clip((piece.vertices[:, 2] - hem) / max(top - hem, 1e-6), 0.0, 1.0)[:, None]
     j_head, w_head = head_weights(frame, len(piece.vertices))
