@@ -13,6 +13,26 @@ from typing import Any
 import pytest
 
 
+def tiny_pshuman_unet_config(sample_size: int, cross_attention_dim: int = 12, class_dim: int = 10) -> dict[str, Any]:
+    """The released PSHuman UNet config at a width that runs in milliseconds on a CPU: two levels (multiview
+    cross-attention above a plain level), one layer per block. ``sample_size`` must be a multiple of 6 (the
+    face tile is a third of the latent side at both levels)."""
+    from strata.core.multiview import PSHUMAN_UNET_CONFIG
+
+    return {
+        **PSHUMAN_UNET_CONFIG,
+        "sample_size": sample_size,
+        "block_out_channels": [16, 32],
+        "down_block_types": ["CrossAttnDownBlockMV2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlockMV2D"],
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "attention_head_dim": [2, 4],
+        "cross_attention_dim": cross_attention_dim,
+        "projection_class_embeddings_input_dim": class_dim,
+    }
+
+
 @contextlib.contextmanager
 def running_server(data_dir: Path, **config: Any) -> Iterator[tuple[Any, str]]:
     """An in-process strata-server on a free loopback port (CPU), as a user's would run: ``(server, address)``.

@@ -20,11 +20,11 @@ import pytest
 pytest.importorskip("diffusers", reason="the multiview pipeline needs diffusers (pip install 'strata[gpu]')")
 pytest.importorskip("transformers", reason="the multiview pipeline needs transformers (pip install 'strata[gpu]')")
 import torch  # noqa: E402
+from conftest import tiny_pshuman_unet_config  # noqa: E402
 
 from strata.core.compute import ComputeEnv  # noqa: E402
 from strata.core.multiview import MultiviewUnavailableError, load_pshuman_generator  # noqa: E402
 from strata.core.multiview.components import LAYOUT, load_pshuman, prompts  # noqa: E402
-from strata.core.multiview.config import PSHUMAN_UNET_CONFIG  # noqa: E402
 from strata.core.multiview.pipeline import PSHumanGenerator  # noqa: E402
 from strata.core.multiview.policy import PRESETS, MemoryPolicy, memory_policy  # noqa: E402
 from strata.core.multiview.postprocess import (  # noqa: E402
@@ -44,18 +44,7 @@ LATENT = 12  # UNet side: a multiple of 3 * 2 (two levels)
 VAE_FACTOR = 4  # three VAE levels
 SIZE = LATENT * VAE_FACTOR  # 48 px images
 CROSS, PROJ = 12, 5  # text width (UNet cross-attention) and CLIP image projection (class labels 2 * PROJ)
-TINY_UNET = {
-    **PSHUMAN_UNET_CONFIG,
-    "sample_size": LATENT,
-    "block_out_channels": [16, 32],
-    "down_block_types": ["CrossAttnDownBlockMV2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlockMV2D"],
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "attention_head_dim": [2, 4],
-    "cross_attention_dim": CROSS,
-    "projection_class_embeddings_input_dim": 2 * PROJ,
-}
+TINY_UNET = tiny_pshuman_unet_config(LATENT, cross_attention_dim=CROSS, class_dim=2 * PROJ)
 BODY = tuple(PSHUMAN_VIEWS)
 
 

@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("diffusers", reason="the multiview UNet needs diffusers (pip install 'strata[multiview]')")
 import torch  # noqa: E402
+from conftest import tiny_pshuman_unet_config  # noqa: E402
 
 from strata.core.errors import UnavailableError  # noqa: E402
 from strata.core.multiview import (  # noqa: E402
@@ -40,18 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TENSORS = Path(__file__).parent / "data" / "pshuman_unet_tensors.json"
 VIEWS = 7
 SIDE = 6  # tiny latent side: 6 at the attention level, 3 at the mid block (both multiples of 3)
-TINY = {
-    **PSHUMAN_UNET_CONFIG,
-    "sample_size": SIDE,
-    "block_out_channels": [16, 32],
-    "down_block_types": ["CrossAttnDownBlockMV2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlockMV2D"],
-    "layers_per_block": 1,
-    "norm_num_groups": 8,
-    "attention_head_dim": [2, 4],
-    "cross_attention_dim": 12,
-    "projection_class_embeddings_input_dim": 10,
-}
+TINY = tiny_pshuman_unet_config(SIDE, cross_attention_dim=12, class_dim=10)
 NORMAL, COLOUR = 0, 1  # domain index
 UNCOND, COND = 0, 1  # CFG branch index
 FRONT, BACK, FACE = 0, 3, 6
