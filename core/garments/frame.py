@@ -38,6 +38,8 @@ class BodyFrame:
     """(N, K) float32, rows sum to 1."""
     joint_world: np.ndarray
     """(J, 4, 4) bind-pose joint frames (the heads at ``[:, :3, 3]``)."""
+    bone_lengths: np.ndarray
+    """(J,) float32, the rig's bone lengths for this shape."""
     part: np.ndarray
     """(N,) int: index into :data:`PARTS` of the part that owns the vertex most."""
     side: np.ndarray
@@ -73,6 +75,7 @@ def body_frame(model: BodyModel, shape: np.ndarray, pose: np.ndarray) -> BodyFra
         out = model.forward(shape=np.asarray(shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
     vertices = out.vertices[0].cpu().numpy().astype(np.float64)
     joint_world = out.joint_world[0].cpu().numpy().astype(np.float64)
+    bone_lengths = out.bone_lengths[0].cpu().numpy().astype(np.float32)
     faces, skin = skin_surface(np.asarray(model.faces, np.int64), len(vertices))
     normals = vertex_normals(vertices, faces, smooth=2)
     joints, weights = model.skin_weights(4)
@@ -100,7 +103,8 @@ def body_frame(model: BodyModel, shape: np.ndarray, pose: np.ndarray) -> BodyFra
     for c in range(3):
         uv[np.asarray(model.faces)[:, c]] = np.asarray(model.uvs)[np.asarray(model.uv_faces)[:, c]]
     return BodyFrame(vertices=vertices, faces=faces, normals=normals, joints=np.asarray(joints, np.int64),
-                     weights=np.asarray(weights, np.float32), joint_world=joint_world, part=part, side=side,
+                     weights=np.asarray(weights, np.float32), joint_world=joint_world, bone_lengths=bone_lengths,
+                     part=part, side=side,
                      arm_t=arm_t, leg_t=leg_t, skin=skin, uv=uv, landmarks=marks)
 
 
@@ -133,6 +137,15 @@ def part_of_joint(model: BodyModel) -> np.ndarray:
 
 def skin_surface(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
     """The faces of the largest connected piece (by face count) and the mask of the vertices it uses."""
+    face_label = face_components(faces, n_vertices)
+    keep = face_label == np.bincount(face_label).argmax()
+    skin = np.zeros(n_vertices, bool)
+    skin[faces[keep].reshape(-1)] = True
+    return faces[keep], skin
+
+
+def face_components(faces: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(F,) label of the vertex-connected piece each face belongs to."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -140,11 +153,7 @@ def skin_surface(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.nda
     cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices))
     _, label = connected_components(graph, directed=False)
-    face_label = label[faces[:, 0]]
-    keep = face_label == np.bincount(face_label).argmax()
-    skin = np.zeros(n_vertices, bool)
-    skin[faces[keep].reshape(-1)] = True
-    return faces[keep], skin
+    return label[faces[:, 0]]
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray, smooth: int = 0) -> np.ndarray:

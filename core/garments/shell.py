@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frame import BodyFrame, vertex_normals
+from .frame import BodyFrame, face_components, vertex_normals
 from .piece import Piece, edge_counts
 
 _MIN_FACES = 40  # islands of the region smaller than this are dropped
@@ -150,14 +150,7 @@ def _pinched_vertices(faces: np.ndarray) -> np.ndarray:
 def _drop_islands(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     if len(faces) == 0:
         return faces
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices))
-    _, label = connected_components(graph, directed=False)
-    face_label = label[faces[:, 0]]
+    face_label = face_components(faces, n_vertices)
     sizes = np.bincount(face_label)
     return faces[sizes[face_label] >= _MIN_FACES]
 

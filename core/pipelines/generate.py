@@ -79,8 +79,7 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
         layers.append(garment_layer(spec, piece, shift, seed=seed * 16 + i))
     joint_world = frame.joint_world.copy()
     joint_world[:, :3, 3] += shift
-    lengths = _bone_lengths(model, shape, pose)
-    rig = rig_from(model, joint_world.astype(np.float32), lengths, rest_pose=str(params.get("pose", "A")))
+    rig = rig_from(model, joint_world.astype(np.float32), frame.bone_lengths, rest_pose=str(params.get("pose", "A")))
     progress.report("assemble", 1.0, "done")
     return HumanAsset(
         name=f"layered_{seed}",
@@ -118,14 +117,6 @@ def _body_shape(model: BodyModel, params: dict[str, Any], rng: np.random.Generat
     named = {k: float(params[k]) for k in SHAPE_PARAMS if k in params and k in model.shape_names}
     shape = model.solve_height(float(params.get("height", 1.70)), model.shape_vector(**named))
     return shape, float(params.get("skin_tone", 0.4))
-
-
-def _bone_lengths(model: BodyModel, shape: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        out = model.forward(shape=shape[None], pose=np.asarray(pose, np.float32)[None])
-    return out.bone_lengths[0].cpu().numpy().astype(np.float32)
 
 
 def _colour(text: str) -> tuple[int, int, int]:
