@@ -36,6 +36,46 @@ def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray)
     The sign is that of the offset to the closest point against the angle-weighted pseudo-normal of the
     feature it lies on (face, edge or vertex; Baerentzen and Aanaes 2005), which is exact for closed
     manifolds, where a plain closest-face normal misjudges points beside edges and rims."""
+    return _nearest(points, vertices, faces)[0]
+
+
+def push_out(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, margin: float) -> np.ndarray:
+    """``points`` with those inside the closed surface moved to its closest point plus ``margin`` along the
+    closest face's outward normal: a collision fix for the few vertices a construction leaves inside
+    (between toes, at a rim)."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    out = np.asarray(points, np.float64).copy()
+    candidates = np.flatnonzero(_in_box(out, v, 0.0))  # nothing outside the bounding box can be inside
+    if not len(candidates):
+        return out
+    signed, closest, face_normal = _nearest(out[candidates], v, f)
+    inside = _confirmed(signed < 0.0, out[candidates], v, f)
+    out[candidates[inside]] = closest[inside] + margin * face_normal[inside]
+    return out
+
+
+def penetrating(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                tolerance: float = TOLERANCE) -> np.ndarray:
+    """(P,) bool: points inside the closed surface by more than ``tolerance``."""
+    return _confirmed(signed_distance(points, vertices, faces) < -tolerance, points, vertices, faces)
+
+
+def _confirmed(flagged: np.ndarray, points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``flagged`` (points the pseudo-normal sign puts inside) kept where the winding number agrees.
+
+    The pseudo-normal sign is exact only on a surface without self-intersections, which a layer of several
+    overlapping pieces (a hoodie and its hood) is not; the winding number is robust there but slower, so it
+    runs only on the flagged points."""
+    out = flagged.copy()
+    if out.any():
+        out[out] = winding_number(points[out], vertices, faces) > 0.5
+    return out
+
+
+def _nearest(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
+    """(signed distance (P,), closest surface point (P, 3), unit normal of the closest face (P, 3))."""
     v = np.asarray(vertices, np.float64)
     f = np.asarray(faces, np.int64)
     face, bary, distance = closest_points(v, f, points, candidates=16)
@@ -52,39 +92,7 @@ def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray)
     # 2. The sign.
     closest = np.einsum("pk,pkd->pd", bary, v[f[face]])
     inside = np.einsum("pd,pd->p", points - closest, normal) < 0
-    return np.where(inside, -distance, distance)
-
-
-def push_out(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, margin: float) -> np.ndarray:
-    """``points`` with those inside the closed surface (or closer than ``margin`` under it) moved to its
-    closest point plus ``margin`` along the outward pseudo-normal: a collision fix for the few vertices a
-    construction leaves inside (between toes, at a rim)."""
-    v = np.asarray(vertices, np.float64)
-    f = np.asarray(faces, np.int64)
-    out = np.asarray(points, np.float64).copy()
-    inside = _in_box(out, v, 0.0)  # nothing outside the surface's bounding box can be inside it
-    if inside.any():
-        inside[inside] = penetrating(out[inside], v, f, tolerance=0.0)
-    if not inside.any():
-        return out
-    face, bary, _ = closest_points(v, f, out[inside], candidates=16)
-    closest = np.einsum("pk,pkd->pd", bary, v[f[face]])
-    normal, _, _ = _pseudo_normals(v, f)
-    out[inside] = closest + margin * normal[face]
-    return out
-
-
-def penetrating(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
-                tolerance: float = TOLERANCE) -> np.ndarray:
-    """(P,) bool: points inside the closed surface by more than ``tolerance``.
-
-    The pseudo-normal sign is exact only on a surface without self-intersections, which a layer of several
-    overlapping pieces (a hoodie and its hood) is not; so its verdicts are confirmed by the winding number,
-    robust there but slower (it runs only on the points the first test flags)."""
-    bad = signed_distance(points, vertices, faces) < -tolerance
-    if bad.any():
-        bad[bad] = winding_number(points[bad], vertices, faces) > 0.5
-    return bad
+    return np.where(inside, -distance, distance), closest, face_n[face]
 
 
 def winding_number(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, chunk: int = 2_000_000) -> np.ndarray:
