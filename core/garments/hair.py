@@ -12,7 +12,7 @@ import numpy as np
 
 from .frame import BodyFrame
 from .loft import build_loft
-from .piece import Piece, dense_weights, top4
+from .piece import Piece, dense_weights, outward, top4
 from .shell import build_shell, smooth_field
 
 #: Angle (radians) around the head's vertical axis measured from the face direction (-Y).
@@ -86,7 +86,7 @@ def tube(frame: BodyFrame, path: np.ndarray, radii: np.ndarray, segments: int = 
                             np.stack([idx[:-1], nxt[1:], idx[1:]], -1).reshape(-1, 3),
                             np.stack([np.full(segments, k * segments), nxt[0], idx[0]], -1),
                             np.stack([np.full(segments, k * segments + 1), idx[-1], nxt[-1]], -1)])
-    faces = _outward(v, faces)
+    faces = outward(v, faces)
     uv = np.concatenate([np.stack(np.meshgrid(t / (2 * np.pi), np.linspace(1, 0, k)), -1).reshape(-1, 2),
                          [[0.5, 1.0], [0.5, 0.0]]])
     j, w = head_weights(frame, len(v))
@@ -107,7 +107,7 @@ def ellipsoid(frame: BodyFrame, centre: np.ndarray, radii: np.ndarray, rows: int
                             np.stack([idx[:-1], idx[1:], nxt[1:]], -1).reshape(-1, 3),
                             np.stack([idx[:-1], nxt[1:], nxt[:-1]], -1).reshape(-1, 3),
                             np.stack([np.full(segments, len(v) - 1), nxt[-1], idx[-1]], -1)])
-    faces = _outward(v, faces)
+    faces = outward(v, faces)
     uv = np.stack([(np.arctan2(v[:, 1] - centre[1], v[:, 0] - centre[0]) / (2 * np.pi)) % 1.0,
                    (v[:, 2] - centre[2]) / (2 * radii[2]) + 0.5], -1)
     j, w = head_weights(frame, len(v))
@@ -125,10 +125,3 @@ def head_weights(frame: BodyFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
     weights = np.zeros((n, 4), np.float32)
     weights[:, 0] = 1.0
     return joints, weights
-
-
-def _outward(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Faces of a closed star-shaped piece wound outward (flipped as a whole when its volume is negative)."""
-    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
-    volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum()
-    return faces if volume > 0 else faces[:, ::-1].copy()

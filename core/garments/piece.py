@@ -57,6 +57,14 @@ def is_closed(faces: np.ndarray) -> bool:
     return bool(np.all(counts == 2)) and len(np.unique(directed, axis=0)) == len(directed)
 
 
+def outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``faces`` of a closed piece wound so that its signed volume is positive (normals point outward):
+    flipped as a whole when needed."""
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    volume = float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum())
+    return faces if volume > 0 else faces[:, ::-1].copy()
+
+
 def top4(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense (V, J) weights reduced to the four largest influences, renormalised to sum to 1."""
     order = np.argsort(-dense, axis=1)[:, :4]

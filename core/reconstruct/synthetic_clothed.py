@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..body.base import BodyModel
+from ..garments.piece import outward
 from ..render.camera import OrthographicCamera
 from ..render.views_io import VIEW_NAMES, VIEW_WEIGHTS, normals_from_world, views_camera, write_views
 from ..views import View
@@ -96,12 +97,6 @@ def _smooth(values: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndarra
         out = 0.5 * out + 0.5 * acc / np.maximum(deg, 1)[:, None] if out.ndim == 2 else \
             0.5 * out + 0.5 * acc / np.maximum(deg, 1)
     return out
-
-
-def _outward(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """``f`` wound so that the closed part's signed volume is positive (normals point outward)."""
-    vol = float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum())
-    return f if vol > 0 else f[:, ::-1].copy()
 
 
 def _grid_faces(rows: int, cols: int, offset: int, wrap: bool) -> np.ndarray:
@@ -234,7 +229,7 @@ def _skirt(verts: np.ndarray, classes: np.ndarray, joints: np.ndarray, body: Bod
         k = (j + 1) % sectors
         f.append(np.array([[top, k, j], [bottom, last + j, last + k]], np.int64))
     faces = np.concatenate(f)
-    return v, _outward(v, faces)
+    return v, outward(v, faces)
 
 
 def _hood(head: np.ndarray, rng: np.random.Generator, rows: int = 18, cols: int = 36,
@@ -259,7 +254,7 @@ def _hood(head: np.ndarray, rng: np.random.Generator, rows: int = 18, cols: int 
     for a, b in zip(rim[:-1], rim[1:], strict=True):
         f.append(np.array([[a, b, a + n], [b, b + n, a + n]], np.int64))
     faces = np.concatenate(f)
-    return v, _outward(v, faces)
+    return v, outward(v, faces)
 
 
 # --------------------------------------------------------------------------- the person
