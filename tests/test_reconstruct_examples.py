@@ -30,7 +30,7 @@ def test_example_photo_gives_a_sane_human(photo: Path) -> None:
     from PIL import Image
 
     from strata.core.pipelines.reconstruct import reconstruct
-    from strata.core.reconstruct.evaluate import asset_turnaround, posed_vertices
+    from strata.core.reconstruct.evaluate import asset_turnaround, posed_layers
     from strata.exchange.asset import decode, encode
     from strata.exchange.asset.schema import png_size
     from strata.exchange.wire import job_spec
@@ -41,12 +41,13 @@ def test_example_photo_gives_a_sane_human(photo: Path) -> None:
 
     assert 1.2 <= asset.body.extra["height_m"] <= 2.1
     body = asset.layer("body")
-    v = posed_vertices(asset)  # the photo's pose: the rest mesh posed by the rig, as Blender shows it
+    # The photo's pose: the rest meshes (the body and every garment) posed by the rig, as Blender shows them.
+    v = np.concatenate(posed_layers(asset))
     extent = v.max(0) - v.min(0)
     assert 0.8 <= extent[2] <= 2.2, f"posed height {extent[2]:.2f} m"
     assert extent[0] < 2.0 and extent[1] < 1.5, f"implausible spread {extent}"
     assert abs(v[:, 2].min()) < 1e-3 and np.allclose((v.min(0) + v.max(0))[:2] / 2, 0.0, atol=1e-3)
-    rest = body.mesh.vertices  # the standing A-pose rest, feet on the ground
+    rest = np.concatenate([layer.mesh.vertices for layer in asset.layers])  # the A-pose rest, on the ground
     assert abs(rest[:, 2].min()) < 1e-5 and asset.rig.rest_pose == "A" and asset.rig.pose is not None
     names = asset.rig.joint_names
     arm = asset.rig.rest[names.index("lowerarm01.L"), :3, 3] - asset.rig.rest[names.index("upperarm01.L"), :3, 3]
@@ -56,7 +57,8 @@ def test_example_photo_gives_a_sane_human(photo: Path) -> None:
     assert body.texture is not None and png_size(body.texture.data) == (1024, 1024)
     tex = np.asarray(Image.open(io.BytesIO(body.texture.data)).convert("RGB"), np.float32)
     assert tex.std() > 5.0, "texture present, not a flat fill"
-    assert body.skin is not None and body.skin.joints.shape == (len(v), 4)
+    assert body.skin is not None and body.skin.joints.shape == (len(body.mesh.vertices), 4)
+    assert all(layer.skin is not None for layer in asset.layers)
 
     OUT.mkdir(parents=True, exist_ok=True)
     rgba = np.asarray(Image.open(photo).convert("RGBA"), np.float32)

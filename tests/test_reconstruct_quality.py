@@ -149,5 +149,6 @@ def test_reconstruct_reports_every_stage_in_order() -> None:
     params = job_spec("reconstruct").validate({"height": 1.7, "quality": "fast", "texture_size": 1024})
     reconstruct(person.png_bytes(cutout=True), params, rec)
     order = list(dict.fromkeys(stage for stage, _ in rec.events))
-    assert order == ["load", "segment", "pose", "fit", "surface", "texture", "rig", "assemble"]
+    # Layers on (the default): the outfit is read after the surface, the garments built after the rig.
+    assert order == ["load", "segment", "pose", "fit", "surface", "dress", "rig", "texture", "assemble"]
     assert any("loading the body and pose models" in text for stage, text in rec.events if stage == "load")

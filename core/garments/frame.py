@@ -60,6 +60,16 @@ class BodyFrame:
     def height(self) -> float:
         return float(self.vertices[self.skin, 2].max() - self.vertices[self.skin, 2].min())
 
+    def moved(self, offset: np.ndarray) -> BodyFrame:
+        """The same frame translated by ``offset`` (3,) metres (a rest pose lifted onto the ground)."""
+        from dataclasses import replace
+
+        off = np.asarray(offset, np.float64)
+        joint_world = self.joint_world.copy()
+        joint_world[:, :3, 3] += off
+        return replace(self, vertices=self.vertices + off, joint_world=joint_world,
+                       landmarks={k: v + off for k, v in self.landmarks.items()})
+
     def part_mask(self, *names: str) -> np.ndarray:
         """(N,) bool: skin vertices owned by any of the named parts."""
         ids = [PARTS.index(n) for n in names]

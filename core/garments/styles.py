@@ -104,6 +104,9 @@ class Dresser:
     """Dresses one body layer by layer, inner first (see the module docstring)."""
 
     frame: BodyFrame
+    outline: np.ndarray | None = None
+    """(N,) metres off the skin that a photo's clothed surface stands (reconstruction): every garment's outer
+    sheet reaches at least that far, and lofts enclose that surface. None: the styles' own looseness only."""
     occupied: np.ndarray = field(init=False)
     """(N,) metres off the skin that the layers so far reach, per body vertex."""
     obstacles: np.ndarray = field(init=False)
@@ -115,6 +118,15 @@ class Dresser:
         self.occupied = np.zeros(len(self.frame.vertices))
         self.obstacles = self.frame.vertices[self.frame.skin]
         self.layers = []
+        if self.outline is not None:  # the clothed surface, but not the arms: they hang beside a skirt, not in it
+            f = self.frame
+            trunk = f.skin & ~f.part_mask("upper_arm", "forearm", "hand")
+            self.obstacles = np.concatenate([self.obstacles, (f.vertices + self.outline[:, None] * f.normals)[trunk]])
+
+    def reach(self, thickness: float) -> np.ndarray:
+        """(N,) the least inner-sheet offset for a garment ``thickness`` thick: its outer sheet at the
+        photo's outline (zero without one)."""
+        return np.zeros(len(self.frame.vertices)) if self.outline is None else self.outline - thickness
 
     def dress(self, spec: GarmentSpec) -> Piece:
         """Build ``spec``'s garment over what is already on, push out the few vertices a construction leaves
@@ -146,13 +158,17 @@ class Dresser:
     # -- constructions shared by styles ------------------------------------------------------------------
 
     def shell(self, cover: np.ndarray, loose: np.ndarray | float, thickness: float, smooth: int = 4,
-              bridge: int = 0) -> Piece:
-        """A shell over ``cover``: ``GAP`` plus ``loose`` metres beyond whatever is already on. ``bridge``
-        rounds of smoothing of the skin under it first (shoes over toes: :func:`.shell.enclosing_base`)."""
+              bridge: int = 0, follow_outline: bool = True) -> Piece:
+        """A shell over ``cover``: ``GAP`` plus ``loose`` metres beyond whatever is already on, or out to the
+        photo's outline when there is one and ``follow_outline``. ``bridge`` rounds of smoothing of the skin
+        under it first (shoes over toes: :func:`.shell.enclosing_base`)."""
         f = self.frame
         base, clearance = enclosing_base(f, cover, bridge) if bridge else (None, 0.0)
         floor = self.occupied + clearance + GAP
-        inner = floor + np.broadcast_to(loose, self.occupied.shape)
+        if self.outline is None or not follow_outline:
+            inner = floor + np.broadcast_to(loose, self.occupied.shape)
+        else:  # the photo's outline shapes it, not the style's ease
+            inner = np.maximum(floor, self.reach(thickness))
         inner = smooth_field(f, inner, smooth) if smooth else inner  # smooth everywhere: no ruffled hem
         piece = build_shell(f, cover, np.maximum(inner, floor), thickness, base=base)
         if piece is None:
@@ -166,6 +182,8 @@ class Dresser:
         below = self.obstacles[(self.obstacles[:, 2] < top + 0.05) & (self.obstacles[:, 2] > hem - 0.05)]
         arms = f.vertices[f.part_mask("upper_arm", "forearm", "hand")]
         keep = ~_near(below, arms, 0.05)  # hands, arms and sleeves hang beside a skirt, not inside it
+        if self.outline is not None:  # the obstacles hold the photo's clothed surface: no ease, no flare
+            return build_loft(f, below[keep], centre, top, hem, ease=GAP, flare=0.0, thickness=thickness)
         return build_loft(f, below[keep], centre, top, hem, ease=GAP + 0.004 + 0.01 * looseness,
                           flare=0.05 + 0.35 * looseness, thickness=thickness)
 
@@ -253,15 +271,18 @@ def shoes(d: Dresser, s: GarmentSpec) -> Piece:
         cover = f.part_mask("foot") & (f.vertices[:, 2] < f.landmarks["ankle.L"][2] - 0.01)
     else:
         cover = f.part_mask("foot") | (f.part_mask("shin") & (t >= s.length))
-    sole = {"sneakers": 0.022, "boots": 0.028, "flats": 0.008}[s.style]
+    # On a photo the fitted feet already stand on the soles the photo shows: no sole is added under them.
+    sole = {"sneakers": 0.022, "boots": 0.028, "flats": 0.008}[s.style] if d.outline is None else 0.0
     down = np.clip(-f.normals[:, 2], 0.0, 1.0) ** 2  # the sole thickens under the foot
-    return d.shell(cover, 0.002 + 0.008 * s.looseness + sole * down, s.thickness, smooth=3, bridge=20)
+    # Shoes keep their own shape on a photo too: the clothed surface's feet are walls around the real ones.
+    return d.shell(cover, 0.002 + 0.008 * s.looseness + sole * down, s.thickness, smooth=3, bridge=20,
+                   follow_outline=False)
 
 
 def hair(d: Dresser, s: GarmentSpec) -> Piece:
     f = d.frame
-    lift = 0.004 + 0.012 * s.looseness
-    scalp_piece = cap(f, d.occupied, s.thickness, lift)
+    lift = 0.004 + 0.012 * s.looseness if d.outline is None else 0.0  # a photo's hair volume is in the outline
+    scalp_piece = cap(f, np.maximum(d.occupied, d.reach(s.thickness) - lift), s.thickness, lift)
     if scalp_piece is None:
         raise ValueError("this body has no scalp to put hair on")
     d.remember(scalp_piece, s.thickness)

@@ -50,13 +50,16 @@ from ..progress import Progress, Silent
 from ..render.camera import camera_to_dict
 from ..views import View
 from .common import now_iso, png_texture, versions
+from .dress import dress_layers, read_outfit
 
 if TYPE_CHECKING:
     from ..body.base import BodyModel
+    from ..garments.frame import BodyFrame
     from ..imaging import FramedPerson, LoadedImage
     from ..pose.keypoints import Keypoints2D
     from ..reconstruct.fit import BodyFit
     from ..reconstruct.stages import Backends
+    from ..reconstruct.wardrobe import Outfit
     from ..render.camera import OrthographicCamera
     from ..segmentation import PersonMask
 
@@ -96,12 +99,25 @@ class ReconstructionState:
     """The surface's UV atlas when it is not the body model's (made by :func:`unwrap_surface`)."""
     photo_camera: OrthographicCamera | None = None
     texture: np.ndarray | None = None
+    # 6b. what the person wears (the layered path)
+    frame: BodyFrame | None = None
+    """The fitting body's frame in the rest pose (its part labels read the photo)."""
+    outfit: Outfit | None = None
     # 8. rig
     rig: Rig | None = None
     skin: Skin | None = None
     rest_surface: np.ndarray | None = None
     rig_pose: np.ndarray | None = None
     rig_translation: np.ndarray | None = None
+    rig_body: BodyModel | None = None
+    """The body model whose skeleton the rig is (the fitting body or another anny rig)."""
+    posed_world: np.ndarray | None = None
+    """(J, 4, 4) the rig's joints in the photo's pose (posing ``rig.rest`` meshes with it gives the photo)."""
+    rest_lift: float = 0.0
+    """Metres the rest pose was lifted to stand on the ground."""
+    # 9. garments (the layered path)
+    garment_layers: list[Layer] = field(default_factory=list)
+    garments_backend: str = ""
     multiview: str = ""
     """The multiview backend the photo goes through ("" on the single-photo path)."""
     path: str = ""
@@ -248,6 +264,7 @@ def rig_human(state: ReconstructionState) -> None:
     rest_surface[:, 2] += lift
     rest_world[:, 2, 3] += lift
     state.rest_surface = rest_surface.astype(np.float32)
+    state.rig_body, state.posed_world, state.rest_lift = rig_body, np.asarray(posed.rest, np.float64), lift
     # 4. The photo's pose relative to that rest (a root translation carries the lift back).
     pose = local_pose(rest_world, posed.rest, posed.parents)
     state.rig = replace(posed, rest=rest_world.astype(np.float32), lengths=rest_lengths,
@@ -258,6 +275,11 @@ def rig_human(state: ReconstructionState) -> None:
 STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detect_pose, fit_body, fit_surface, bake_texture,
                            rig_human)
 """The CPU path, in order (see the module docstring)."""
+
+LAYERED_STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detect_pose, fit_body, fit_surface,
+                                   read_outfit, rig_human, dress_layers)
+"""The CPU path with the garments as layers (``layers`` on): the outfit read after the clothed surface, the
+garments built, posed and textured after the rig (:mod:`.dress`); the body's texture is baked there."""
 
 
 # --------------------------------------------------------------------------- the views path
@@ -391,14 +413,15 @@ def choose_steps(params: dict[str, Any], env: ComputeEnv) -> tuple[tuple[Step, .
     from ..registry import BackendUnavailable
 
     requested = str(params.get("multiview", "auto"))
+    single = LAYERED_STEPS if params.get("layers", True) else STEPS
     if requested == "off":
-        return STEPS, "", "multiview off (asked for)"
+        return single, "", "multiview off (asked for)"
     try:
         backend = REGISTRY.choose("multiview", requested, env)
     except BackendUnavailable as exc:
         if requested != "auto":
             raise
-        return STEPS, "", f"single-photo path: {exc.message}"
+        return single, "", f"single-photo path: {exc.message}"
     return MULTIVIEW_STEPS, backend.name, f"multiview: {backend.name}"
 
 
@@ -442,6 +465,8 @@ def assemble(state: ReconstructionState) -> HumanAsset:
                 uv_faces=np.asarray(state.uv_faces if carved else body.uv_faces, np.uint32))
     layer = Layer("Body", "body", mesh, texture=png_texture(state.texture), skin=state.skin)
     stage_names = state.backends.names()
+    if state.garments_backend:
+        stage_names["garments"] = state.garments_backend
     if state.person is not None:
         stage_names["segmentation"] = state.person.backend or state.backends.segmentation
     if state.surface_faces is not None:  # the views path: the surface was carved, every view coloured it
@@ -458,6 +483,10 @@ def assemble(state: ReconstructionState) -> HumanAsset:
         "camera": camera_to_dict(state.photo_camera) if state.photo_camera is not None else None,
         "fit_losses": {k: round(float(v), 6) for k, v in fit.losses.items()},
         "device": state.env.device,
+        "outfit": ({"garments": state.outfit.summary(), "labels": state.outfit.labels(),
+                    "skin_rgb": list(state.outfit.skin_rgb),
+                    "cues": {k: round(v, 3) if isinstance(v, float) else v for k, v in state.outfit.cues.items()}}
+                   if state.outfit is not None else None),
     }
     extra = {k: v for k, v in extra.items() if v is not None}
     provenance = Provenance(
@@ -472,7 +501,7 @@ def assemble(state: ReconstructionState) -> HumanAsset:
     )
     return HumanAsset(
         name=f"reconstruct_{provenance.input_hash[:8]}",
-        layers=[layer],
+        layers=[layer, *state.garment_layers],
         provenance=provenance,
         rig=state.rig,
         body=BodyParams(

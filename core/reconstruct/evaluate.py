@@ -173,30 +173,59 @@ def evaluate(
 
 def asset_turnaround(asset: object, size: int = 384, azimuths: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0),
                      photo: np.ndarray | None = None) -> np.ndarray:
-    """(size, k * size, 3) uint8 strip: the asset's body layer, textured and shaded, from each azimuth
-    (front, left side, back, right side by default) on grey, optionally preceded by the input photo."""
-    import io
-
+    """(size, k * size, 3) uint8 strip: the asset's layers together (body and garments), textured and shaded,
+    in its pose from each azimuth (front, left side, back, right side by default) on grey, optionally
+    preceded by the input photo."""
     from PIL import Image
 
     from ..render.shade import turnaround
 
-    layer = asset.layers[0]  # type: ignore[attr-defined]
-    mesh = layer.mesh
-    vertices = posed_vertices(asset)
-    tex = None
-    if layer.texture is not None:
-        tex = np.array(Image.open(io.BytesIO(layer.texture.data)).convert("RGB"))
-    # Copies: decoded assets hold read-only arrays, which torch warns about.
-    views = turnaround(vertices, mesh.faces.astype(np.int64), azimuths, size=size, ssaa=1,
-                       background=(0.55, 0.55, 0.55), texture=tex, uvs=None if mesh.uvs is None else np.array(mesh.uvs),
-                       uv_faces=None if mesh.uv_faces is None else mesh.uv_faces.astype(np.int64))
+    vertices, faces, uvs, uv_faces, atlas = textured_union(asset, posed_layers(asset))
+    views = turnaround(vertices, faces, azimuths, size=size, ssaa=1, background=(0.55, 0.55, 0.55), texture=atlas,
+                       uvs=uvs, uv_faces=uv_faces)
     strip = [v[..., :3] for v in views]
     if photo is not None:
         im = Image.fromarray(np.ascontiguousarray(photo[..., :3]))
         im = im.resize((max(1, round(im.width * size / im.height)), size))
         strip.insert(0, np.asarray(im))
     return np.concatenate(strip, axis=1)
+
+
+def textured_union(asset: object, vertices: list[np.ndarray], tile: int = 512) -> tuple[np.ndarray, ...]:
+    """``(vertices, faces, uvs, uv_faces, atlas)``: every layer of ``asset`` (at ``vertices``, one array per
+    layer) as one mesh whose UVs index one texture atlas, a ``tile``-pixel square per layer (what a
+    renderer with one texture needs to show a layered human)."""
+    import io
+
+    from PIL import Image
+
+    layers = asset.layers  # type: ignore[attr-defined]
+    cols = int(np.ceil(np.sqrt(len(layers))))
+    atlas = np.full((cols * tile, cols * tile, 3), 128, np.uint8)
+    vs, fs, us, ufs = [], [], [], []
+    v_off = u_off = 0
+    for i, (layer, v) in enumerate(zip(layers, vertices, strict=True)):
+        row, col = divmod(i, cols)
+        mesh = layer.mesh
+        if layer.texture is not None:
+            image = Image.open(io.BytesIO(layer.texture.data)).convert("RGB").resize((tile, tile))
+            atlas[row * tile:(row + 1) * tile, col * tile:(col + 1) * tile] = np.asarray(image)
+        uv = np.zeros((1, 2)) if mesh.uvs is None else np.clip(np.asarray(mesh.uvs, np.float64), 0.0, 1.0)
+        uv_faces = (np.zeros_like(mesh.faces) if mesh.uv_faces is None else mesh.uv_faces).astype(np.int64)
+        # UV origin bottom-left: tile (row, col) counted from the atlas's top-left corner.
+        us.append((uv + np.array([col, cols - 1 - row])) / cols)
+        vs.append(np.asarray(v, np.float32))
+        fs.append(np.asarray(mesh.faces, np.int64) + v_off)
+        ufs.append(uv_faces + u_off)
+        v_off += len(v)
+        u_off += len(uv)
+    return (np.concatenate(vs), np.concatenate(fs), np.concatenate(us).astype(np.float32), np.concatenate(ufs),
+            atlas)
+
+
+def posed_layers(asset: object) -> list[np.ndarray]:
+    """Every layer's vertices in the asset's pose (:func:`posed_vertices`)."""
+    return [posed_vertices(asset, i) for i in range(len(asset.layers))]  # type: ignore[attr-defined]
 
 
 def posed_vertices(asset: object, layer: int = 0) -> np.ndarray:
@@ -217,7 +246,7 @@ def evaluate_asset(asset: object, body: object, truth: object) -> Metrics:
 
     The fitted body is rebuilt from the asset's body parameters (shape, pose, translation), the camera read
     from ``BodyParams.extra["camera"]`` (it maps the posed asset's world to the photo's pixels), and the
-    surface posed by the rig (:func:`posed_vertices`).
+    surface posed by the rig (:func:`posed_vertices`): every layer together (the body and the garments).
     """
     import torch
 
@@ -231,10 +260,10 @@ def evaluate_asset(asset: object, body: object, truth: object) -> Metrics:
                            torch.tensor(np.array(params.pose))[None], torch.tensor(np.array(params.translation))[None])
     lmap = landmark_map(body)  # type: ignore[arg-type]
     verts = out.vertices[0].numpy()
-    mesh = asset.layers[0].mesh  # type: ignore[attr-defined]
+    result, faces, *_ = textured_union(asset, posed_layers(asset))  # the body and every garment together
     return evaluate(
-        result_vertices=posed_vertices(asset),
-        result_faces=mesh.faces.astype(np.int64),
+        result_vertices=result,
+        result_faces=faces,
         body_vertices=verts,
         body_landmarks=lmap.landmarks_np(verts, out.joint_world[0].numpy()),
         camera=camera_from_dict(params.extra["camera"]),

@@ -70,7 +70,8 @@ class TextureBaker(Protocol):
     name: str
 
     def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
-             views: Sequence[View], *, size: int, progress: Progress | None = None) -> np.ndarray: ...
+             views: Sequence[View], *, size: int, progress: Progress | None = None,
+             base: np.ndarray | None = None, cache: ModelCache | None = None) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -139,7 +140,10 @@ class ProjectionTexture:
     name: str = "photo-projection"
 
     def bake(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray,
-             views: Sequence[View], *, size: int, progress: Progress | None = None) -> np.ndarray:
+             views: Sequence[View], *, size: int, progress: Progress | None = None,
+             base: np.ndarray | None = None, cache: ModelCache | None = None) -> np.ndarray:
+        """``base``: what unseen texels take (else the fill field); ``cache``: where the UV layout is kept
+        (default: the process's; a one-off layout, a garment's, belongs in a throwaway cache)."""
         from .texture import bake_texture, mask_margin
 
         view = first(views)
@@ -147,7 +151,7 @@ class ProjectionTexture:
             raise ValueError(f"the texture needs the camera of view {view.name!r}")
         return bake_texture(vertices, faces, uvs, uv_faces, view.camera, view.image, view.mask, size=size,
                             mask_margin_px=mask_margin(view.mask, view.exact_mask), progress=progress,
-                            rasterizer=_rasterizer(self.env))
+                            rasterizer=_rasterizer(self.env), cache=cache, base=base)
 
 
 @dataclass

@@ -101,6 +101,7 @@ def bake_texture(
     progress: Progress | None = None,
     rasterizer: Rasterizer | None = None,
     cache: ModelCache | None = None,
+    base: np.ndarray | None = None,
 ) -> np.ndarray:
     """(size, size, 3) uint8 UV texture of the mesh from one photo (see the module docstring).
 
@@ -116,6 +117,9 @@ def bake_texture(
         progress: reports stage :data:`STAGE`; its ``Cancelled`` propagates.
         rasterizer: the job's rasterizer (default: the torch one on the CPU).
         cache: where the UV layout is kept between jobs (default: the process's model cache).
+        base: (T, T, 3) uint8 texture in the same UV layout that unseen texels take instead of the fill field
+            (a body under clothes: painted skin of the person's tone, not the clothes' colours spread over
+            it); resized to ``size`` when it differs.
     """
     progress = progress or Silent()
     if size < MIN_SIZE:
@@ -136,7 +140,8 @@ def bake_texture(
         raise ValueError(f"mask {m.shape} does not match the image {img.shape[:2]}")
     cam, _, _ = camera_for_size(camera, (h, w))
     rast = rasterizer or get_rasterizer("torch")
-    return _bake(v, f, uvs, uv_faces, [_Source(cam, img, m, int(mask_margin_px))], size, progress, rast, cache)
+    return _bake(v, f, uvs, uv_faces, [_Source(cam, img, m, int(mask_margin_px))], size, progress, rast, cache,
+                 base=base)
 
 
 def bake_texture_views(
@@ -198,6 +203,7 @@ def _bake(
     progress: Progress,
     rast: Rasterizer,
     cache: ModelCache | None,
+    base: np.ndarray | None = None,
 ) -> np.ndarray:
     """The body of :func:`bake_texture` / :func:`bake_texture_views` (arguments validated, cameras sized)."""
     # 1. where each texel is, and its smooth normal
@@ -223,8 +229,10 @@ def _bake(
 
     # 3. the fill colour for what no view shows squarely, then the blend per texel
     progress.report(STAGE, 0.55, "sampling texels")
-    fill_v = _fill_colours(v, f, anchors, sources[0].cam)
-    fill = _interpolate(fill_v, f[layout.tri], layout.bary)
+    if base is None:
+        fill = _interpolate(_fill_colours(v, f, anchors, sources[0].cam), f[layout.tri], layout.bary)
+    else:
+        fill = _resized(base, size).reshape(-1, 3)[layout.texel].astype(np.float32)
     progress.report(STAGE, 0.8, "filling unseen texels")
     photo = colour_sum / np.maximum(weight_sum, 1e-12)[:, None]
     texel_rgb = blend[:, None] * photo + (1.0 - blend[:, None]) * fill
@@ -268,6 +276,15 @@ def _project(v: np.ndarray, f: np.ndarray, vn: np.ndarray, pos: np.ndarray, nrm:
 
 
 # --------------------------------------------------------------------------- UV layout
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    image = np.asarray(image)[..., :3]
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image, np.uint8)).resize((size, size), Image.BILINEAR))
 
 
 def uv_layout(uvs: np.ndarray, uv_faces: np.ndarray, size: int, rasterizer: Rasterizer | None = None,

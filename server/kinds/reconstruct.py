@@ -15,7 +15,8 @@ from .base import JobContext, JobError, JobKind, require
 class ReconstructKind(JobKind):
     spec = JOB_SPECS["reconstruct"]
     pipeline = "strata.core.pipelines.reconstruct"
-    stages = ("segmentation", "pose", "body_model", "rasterizer", "body_fit", "surface", "texture", "rig")
+    stages = ("segmentation", "pose", "body_model", "rasterizer", "body_fit", "surface", "texture", "rig",
+              "garments")
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)

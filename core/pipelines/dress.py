@@ -1,0 +1,250 @@
+"""The photo's layers: what the person wears read from the photo, built by the garment library, textured from
+the photo (the `reconstruct` job with ``layers`` on, the single-photo path).
+
+Two steps join :data:`strata.core.pipelines.reconstruct.LAYERED_STEPS`:
+
+* :func:`read_outfit`, after the clothed surface: the garments and their parameters from the photo and the
+  fitted body (:mod:`strata.core.reconstruct.wardrobe`);
+* :func:`dress_layers`, after the rig:
+
+  1. the body's frame in the rig's rest pose, and how far the photo's clothed surface (un-posed into that
+     rest by the rig step) stands off the skin: the *outline* every garment's outer sheet reaches, so the
+     layered result keeps the clothed surface's silhouette (the clothed-surface stage moves to the
+     outermost layers);
+  2. the garments dressed inner first around the body (:class:`~strata.core.garments.styles.Dresser`);
+  3. the body itself: the tight fitted body where garments cover it, the clothed surface where it shows
+     (face, hands, bare arms and legs follow the photo's silhouette);
+  4. every layer posed into the photo's pose by the rig, and the photo's pixels shared out by which layer
+     is in front (a layer map rendered in the photo camera);
+  5. textures: the body's from its own pixels over painted skin of the person's tone (covered skin is skin,
+     not the clothes spread over it); each garment's from its pixels, unseen parts filled from the seen
+     (a plausible back), in a UV atlas of its own (xatlas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from strata.exchange.asset.schema import Layer, Mesh, Skin
+from strata.exchange.wire.jobs import LAYER_ORDER
+
+from .common import png_texture
+
+if TYPE_CHECKING:
+    from ..body.base import BodyModel
+    from ..garments.frame import BodyFrame
+    from ..garments.piece import Piece
+    from ..garments.styles import Dresser, GarmentSpec
+    from .reconstruct import ReconstructionState
+
+#: How far the body under clothes is taken in (m): about a garment's thickness plus the air under it.
+INSET = 0.010
+#: Largest garment texture (px): a garment's photo region is a fraction of the body's.
+GARMENT_TEXTURE_MAX = 1024
+#: Largest painted-skin base under the body's photo texture (px; resized to the texture): it shows only
+#: where the photo does not, and painting it costs ~4x per doubling.
+SKIN_BASE_MAX = 1024
+#: Longest side of the layer map (px); larger photos get it upsampled (nearest).
+LAYER_MAP_MAX = 1280
+
+
+def read_outfit(state: ReconstructionState) -> None:
+    """6b. The garments the photo shows, from the canvas view and the fitted body."""
+    from ..garments.frame import body_frame
+    from ..reconstruct.wardrobe import read_outfit as read
+    from ..render import get_rasterizer
+
+    assert state.body is not None and state.fit is not None and state.views
+    state.progress.report("dress", 0.0, "reading what the person wears")
+    view = state.views[0]
+    rest_pose = str(state.params.get("rest_pose", "A"))
+    state.frame = body_frame(state.body, state.fit.shape, state.body.pose_preset(rest_pose, state.fit.shape))
+    state.outfit = read(view.image, view.mask, state.fit.vertices, state.frame, view.camera,
+                        get_rasterizer(env=state.env, cache=state.cache))
+    state.notes.append(f"Garments read from the photo: {state.outfit.summary()}.")
+
+
+def dress_layers(state: ReconstructionState) -> None:
+    """9. The garments built, posed and textured; the body under them (module docstring)."""
+    from ..backends import REGISTRY
+    from ..garments.shell import smooth_field
+
+    assert state.outfit is not None and state.rest_surface is not None and state.rig is not None
+    if not state.outfit.garments:  # nothing worn that the library makes: the single-layer texture
+        from .reconstruct import bake_texture
+
+        bake_texture(state)
+        return
+    progress = state.progress
+    # 1. The frame in the rig's rest pose, on the ground as the rig step put it, and the photo's outline.
+    frame = _rest_frame(state)
+    # The body follows the clothed surface in everything but its outward growth (where the silhouette moved
+    # the fitted body in or aside, the body under the clothes moves too); and, since it was fitted to the
+    # clothed silhouette, it is taken in by about a cloth's thickness, so the garments keep the photo's
+    # silhouette instead of adding to it.
+    move = state.rest_surface - frame.vertices
+    growth = np.clip(np.einsum("nd,nd->n", move, frame.normals), 0.0, None)
+    inset = INSET * smooth_field(frame, (~frame.part_mask("head", "hand", "foot")).astype(float), 2)
+    frame = replace(frame, vertices=frame.vertices + move - (growth + inset)[:, None] * frame.normals)
+    outline = smooth_field(frame, growth + inset, 2)
+    # 2. The garments, inner first, by the registry's garment backend.
+    backend = REGISTRY.choose("garments", "auto", state.env)
+    dresser: Dresser = REGISTRY.build_backend(backend, env=state.env, frame=frame, outline=outline)
+    state.garments_backend = backend.name
+    specs = sorted(state.outfit.garments, key=lambda g: LAYER_ORDER.index(g.kind))
+    pieces: list[tuple[GarmentSpec, Piece]] = []
+    for i, spec in enumerate(specs):
+        progress.report("dress", 0.1 + 0.4 * i / len(specs), f"building the {spec.kind}: {spec.style}")
+        pieces.append((spec, dresser.dress(spec)))
+    # 3. The body: tight under the garments, the clothed surface where it shows.
+    covered = np.zeros(len(frame.vertices))
+    for _, piece in pieces:
+        covered[piece.hides] = 1.0
+    shows = 1.0 - np.clip(smooth_field(frame, covered, 3), 0.0, 1.0)
+    state.rest_surface = (frame.vertices + (state.rest_surface - frame.vertices) * shows[:, None]).astype(np.float32)
+    # 4. Everything in the photo's pose, and which layer each photo pixel shows.
+    skins = [_garment_skin(state, piece) for _, piece in pieces]
+    posed = [_posed(state, state.rest_surface, state.skin)] + [_posed(state, p.vertices, s)
+                                                                for (_, p), s in zip(pieces, skins, strict=True)]
+    faces = [np.asarray(state.body.faces, np.int64)] + [p.faces for _, p in pieces]
+    progress.report("dress", 0.55, "sharing the photo's pixels between the layers")
+    owner = _layer_map(state, posed, faces)
+    # 5. Textures: the body over painted skin of the person's tone, each garment in its own atlas.
+    progress.report("dress", 0.6, "projecting the photo onto the body")
+    body = state.body
+    size = state.backends.texture_size
+    base = body.skin_texture(tone=state.outfit.skin_rgb, size=min(size, SKIN_BASE_MAX))
+    state.texture = state.backends.texture.bake(
+        posed[0], faces[0], np.asarray(body.uvs, np.float32), np.asarray(body.uv_faces, np.int64),
+        [_layer_view(state, owner, 0)], size=size, base=base, progress=progress)
+    state.garment_layers = []
+    for i, ((spec, piece), skin) in enumerate(zip(pieces, skins, strict=True), start=1):
+        progress.report("dress", 0.6 + 0.4 * i / len(pieces), f"texturing the {spec.kind}")
+        state.garment_layers.append(_garment_layer(state, spec, piece, skin, posed[i], owner, i))
+    # 6. The whole on the ground again (shoes reach below the clothed surface's soles), in both poses.
+    _reground(state, posed)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _reground(state: ReconstructionState, posed: list[np.ndarray]) -> None:
+    """Stand the layered human on the ground and centre it, as the single-layer path leaves its surface: the
+    rest meshes and skeleton lifted to min z = 0; the posed whole (what the photo camera sees) centred at
+    x = y = 0 with min z = 0, the camera and the body's translation moved with it; the pose re-derived."""
+    from ..body.skinning import local_pose
+
+    assert state.rig is not None and state.posed_world is not None and state.rest_surface is not None
+    rest_low = min([float(state.rest_surface[:, 2].min())]
+                   + [float(g.mesh.vertices[:, 2].min()) for g in state.garment_layers])
+    lift = np.array([0.0, 0.0, -rest_low])
+    everything = np.concatenate(posed)
+    lo, hi = everything.min(0), everything.max(0)
+    shift = np.array([-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]])
+    state.rest_surface = (state.rest_surface + lift).astype(np.float32)
+    for layer in state.garment_layers:
+        layer.mesh.vertices = (layer.mesh.vertices + lift).astype(np.float32)
+    rest = state.rig.rest.astype(np.float64)
+    rest[:, :3, 3] += lift
+    state.posed_world = state.posed_world.copy()
+    state.posed_world[:, :3, 3] += shift
+    state.rig = replace(state.rig, rest=rest.astype(np.float32),
+                        pose=local_pose(rest, state.posed_world, state.rig.parents).astype(np.float32))
+    if state.photo_camera is not None:
+        state.photo_camera = replace(state.photo_camera,
+                                     center=np.asarray(state.photo_camera.center, np.float64) + shift)
+    if state.rig_translation is not None:
+        state.rig_translation = (np.asarray(state.rig_translation) + shift).astype(np.float32)
+
+
+def _rest_frame(state: ReconstructionState) -> BodyFrame:
+    """The rig body's frame in the rest pose, lifted as the rig step lifted the rest surface."""
+    from ..garments.frame import body_frame
+
+    assert state.fit is not None and state.body is not None
+    rig_body: BodyModel = state.rig_body or state.body
+    frame = state.frame
+    if frame is None or rig_body is not state.body:
+        rest_pose = str(state.params.get("rest_pose", "A"))
+        frame = body_frame(rig_body, state.fit.shape, rig_body.pose_preset(rest_pose, state.fit.shape))
+    return frame.moved(np.array([0.0, 0.0, state.rest_lift]))
+
+
+def _garment_skin(state: ReconstructionState, piece: Piece) -> Skin:
+    """The piece's own weights on the fitting rig; on another rig, the body layer's weights carried to it
+    from the closest points of the rest body."""
+    from ..body.skinning import transfer_weights
+
+    assert state.skin is not None and state.rest_surface is not None and state.backends is not None
+    if state.rig_body is None or state.rig_body is state.body:
+        return Skin(joints=piece.joints.astype(np.uint16), weights=piece.weights.astype(np.float32))
+    faces = np.asarray(state.rig_body.faces, np.int64)
+    joints, weights = transfer_weights(state.rest_surface, faces, state.skin.joints, state.skin.weights,
+                                       piece.vertices)
+    return Skin(joints=joints.astype(np.uint16), weights=weights.astype(np.float32))
+
+
+def _posed(state: ReconstructionState, rest: np.ndarray, skin: Skin | None) -> np.ndarray:
+    """Rest-pose vertices in the photo's pose (the rig's own skinning: what Blender will show)."""
+    from ..body.skinning import pose_vertices
+
+    assert state.rig is not None and state.posed_world is not None and skin is not None
+    return pose_vertices(rest, skin.joints, skin.weights, state.rig.rest, state.posed_world).astype(np.float32)
+
+
+def _layer_map(state: ReconstructionState, posed: list[np.ndarray], faces: list[np.ndarray]) -> np.ndarray:
+    """(H, W) int8 of the photo: the layer in front at each pixel (-1 where none)."""
+    import torch
+
+    from ..render import get_rasterizer
+    from ..render.camera import camera_for_size
+
+    assert state.loaded is not None and state.photo_camera is not None
+    h, w = state.loaded.rgba.shape[:2]
+    k = min(1.0, LAYER_MAP_MAX / max(h, w))
+    mh, mw = max(1, round(h * k)), max(1, round(w * k))
+    cam, _, _ = camera_for_size(state.photo_camera, (mh, mw))
+    offsets = np.cumsum([0] + [len(v) for v in posed])
+    face_layer = np.concatenate([np.full(len(f), i, np.int8) for i, f in enumerate(faces)])
+    all_faces = np.concatenate([f + offsets[i] for i, f in enumerate(faces)])
+    rast = get_rasterizer(env=state.env, cache=state.cache)
+    screen = np.asarray(cam.to_screen(np.concatenate(posed).astype(np.float64)), np.float32)
+    with torch.no_grad():
+        frags = rast.rasterize(torch.as_tensor(screen, device=rast.device),
+                               torch.as_tensor(all_faces, device=rast.device), mh, mw, perspective=cam.is_perspective)
+    tri = frags.tri_id.cpu().numpy()
+    small = np.where(tri >= 0, face_layer[np.maximum(tri, 0)], -1).astype(np.int8)
+    rows = np.minimum((np.arange(h) * k).astype(int), mh - 1)
+    cols = np.minimum((np.arange(w) * k).astype(int), mw - 1)
+    return small[rows[:, None], cols[None, :]]
+
+
+def _layer_view(state: ReconstructionState, owner: np.ndarray, layer: int):  # noqa: ANN202
+    """The photo as a view of one layer: its mask is the person's where that layer is in front."""
+    from ..views import View
+
+    assert state.loaded is not None and state.person is not None
+    mask = np.where(owner == layer, np.asarray(state.person.mask, np.float32), 0.0).astype(np.float32)
+    return View("photo", np.ascontiguousarray(state.loaded.rgba[..., :3]), mask, camera=state.photo_camera,
+                exact_mask=state.person.backend == "alpha")
+
+
+def _garment_layer(state: ReconstructionState, spec: GarmentSpec, piece: Piece, skin: Skin, posed: np.ndarray,
+                   owner: np.ndarray, index: int) -> Layer:
+    """One garment as an asset layer: rest mesh with its own atlas, the photo's texture, skin, what it hides."""
+    from ..cache import ModelCache
+    from ..reconstruct.uv import unwrap
+
+    assert state.backends is not None
+    size = min(state.backends.texture_size, GARMENT_TEXTURE_MAX)
+    uvs, uv_faces = unwrap(piece.vertices, piece.faces, size=size)
+    texture = state.backends.texture.bake(posed, piece.faces, uvs, uv_faces.astype(np.int64),
+                                          [_layer_view(state, owner, index)], size=size,
+                                          cache=ModelCache())  # a one-off layout: not the body's cache slot
+    mesh = Mesh(vertices=piece.vertices.astype(np.float32), faces=piece.faces.astype(np.uint32),
+                uvs=uvs.astype(np.float32), uv_faces=uv_faces.astype(np.uint32))
+    return Layer(spec.title, spec.kind, mesh, texture=png_texture(texture), skin=skin,
+                 hides_body=np.flatnonzero(piece.hides).astype(np.uint32))
