@@ -132,7 +132,10 @@ class Dresser:
         """Build ``spec``'s garment over what is already on, push out the few vertices a construction leaves
         inside the body or a lower layer (between toes, at rims), and remember it."""
         piece = BUILDERS[(spec.kind, spec.style)](self, spec)
-        for vertices, faces in [(self.frame.vertices, self.frame.faces)] + self.layers:
+        # The skin is one clean closed surface (its pseudo-normal sign is exact); layers of merged pieces may
+        # overlap themselves, so their insides are confirmed by winding numbers.
+        piece.vertices = push_out(piece.vertices, self.frame.vertices, self.frame.faces, GAP, confirm=False)
+        for vertices, faces in self.layers:
             piece.vertices = push_out(piece.vertices, vertices, faces, GAP)
         self.remember(piece, spec.thickness)
         self.layers.append((piece.vertices, piece.faces))
