@@ -104,6 +104,7 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
         if settings.mode == "RECONSTRUCT":
             row.prop(settings.reconstruct, "rig", text="Rig")
             row.prop(settings.reconstruct, "quality", text="")
+            layout.prop(settings.reconstruct, "layers", text="Garments as separate objects")
         else:
             row.prop(settings.body, "rig", text="Rig")
 
@@ -150,7 +151,7 @@ class STRATA_PT_parameters(_Panel, bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         for name in group.bl_rna.properties.keys():  # noqa: SIM118 - bl_rna collections need keys()
-            if name not in ("rna_type", "name", "rig", "quality"):  # rig and quality are in the main panel
+            if name not in ("rna_type", "name", "rig", "quality", "layers"):  # these are in the main panel
                 layout.prop(group, name)
 
 

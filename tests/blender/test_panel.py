@@ -68,6 +68,24 @@ def test_panels_draw_in_every_mode(addon, runtime, mode: str) -> None:
     _draw(bpy.types.STRATA_PT_server)
 
 
+def test_photo_mode_offers_garments_as_separate_objects(addon, runtime) -> None:
+    """The Photo mode's switch for layers sits in the main panel (not among the other parameters) and goes
+    into the job's parameters."""
+    import importlib
+
+    read_params = importlib.import_module(f"{MODULE}.properties").read_params
+    specs = importlib.import_module(f"{MODULE}._lib.wire.jobs").JOB_SPECS
+    settings = bpy.context.scene.strata
+    settings.mode = "RECONSTRUCT"
+    shown = [(args[1], kwargs.get("text")) for name, args, kwargs in _draw(bpy.types.STRATA_PT_main)
+             if name == "prop"]
+    assert ("layers", "Garments as separate objects") in shown
+    assert all(args[1] != "layers" for name, args, _ in _draw(bpy.types.STRATA_PT_parameters) if name == "prop")
+    for value in (True, False):
+        settings.reconstruct.layers = value
+        assert read_params(settings.reconstruct, specs["reconstruct"])["layers"] is value
+
+
 def test_main_panel_shows_progress_heartbeat_and_problem(addon, runtime) -> None:
     session_mod = __import__(f"{MODULE}.session", fromlist=["JobView"])
     rt = runtime.RUNTIME
