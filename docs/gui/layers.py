@@ -1,19 +1,21 @@
-"""GUI driver (../shared/tools/blender-gui): generate a layered human from the sidebar's Layered mode in a
-real Blender window, then hide its top from the Garments list to show the body under it.
+"""GUI driver (../shared/tools/blender-gui): a layered human from the sidebar's Layered mode, or with a PHOTO
+from its Photo mode (garments as separate objects), in a real Blender window; then its top hidden from the
+Garments list to show the body under it.
 
     T=../shared/tools/blender-gui
     $T/run.sh --project . --out /tmp/shots --addon dist/strata-0.1.0-linux-x64.zip \
         --host-cmd ".venv/bin/strata-server --bind tcp://127.0.0.1:5599 --data-dir /tmp/strata-gui" \
-        -- docs/gui/layers.py tcp://127.0.0.1:5599
+        -- docs/gui/layers.py tcp://127.0.0.1:5599 [PHOTO]
 
-Writes 01_layers (the layer list), 02_generated (the imported human and its Garments list) and
-03_top_hidden (the top hidden, the body shown under it) in OUT.
+Writes 01_layers (the layer list; with a photo: the Photo mode and its switch), 02_generated (the imported
+human and its Garments list) and 03_top_hidden (the top hidden, the body shown under it) in OUT.
 The driver runs inside the tool's bootstrap, which provides ARGS, OUT, ADDON_MODULE, log, shot, settle,
 wait_until, view3d_override and open_sidebar_tab as globals.
 """
 # ruff: noqa: F821
 
 import importlib
+from pathlib import Path
 
 import bpy
 
@@ -40,23 +42,29 @@ def main():
         bpy.data.objects.remove(bpy.data.objects["Cube"])
     bpy.context.preferences.addons[ADDON_MODULE].preferences.address = address
     settings = bpy.context.scene.strata
-    settings.mode = "GENERATE"
-    settings.layers.clear()
-    for kind, style, colour in LAYERS:
-        with bpy.context.temp_override(**view3d_override()):
-            bpy.ops.strata.layer_add(kind=kind)
-        settings.layers[-1].style = style
-        settings.layers[-1].color = colour
-    settings.seed = 7
+    photo = str(Path(ARGS[1]).resolve()) if len(ARGS) > 1 else ""
+    if photo:  # the Photo mode: what the person wears, read from the photo
+        settings.mode = "RECONSTRUCT"
+        settings.photo = photo
+        settings.reconstruct.layers = True
+    else:
+        settings.mode = "GENERATE"
+        settings.layers.clear()
+        for kind, style, colour in LAYERS:
+            with bpy.context.temp_override(**view3d_override()):
+                bpy.ops.strata.layer_add(kind=kind)
+            settings.layers[-1].style = style
+            settings.layers[-1].color = colour
+        settings.seed = 7
     yield from open_sidebar_tab("Strata")
     yield from _connect(rt, address)
     yield from settle()
     shot("01_layers")
 
     with bpy.context.temp_override(**view3d_override()):
-        result = bpy.ops.strata.generate()
+        result = bpy.ops.strata.reconstruct() if photo else bpy.ops.strata.generate()
     if result != {"FINISHED"}:
-        raise RuntimeError(f"strata.generate returned {result}")
+        raise RuntimeError(f"the job's operator returned {result}")
     yield from wait_until(lambda: not rt.session.busy, timeout=300, what="the job to finish")
     yield from wait_until(lambda: bool(rt.imported) or rt.session.problem is not None, timeout=60,
                           what="the import")
