@@ -20,7 +20,7 @@ import numpy as np
 from strata.exchange.asset.schema import HumanAsset
 
 from ..body.base import BodyModel
-from ..reconstruct.synthetic import PHOTO_SIZE, cluttered_background, random_pose
+from ..reconstruct.synthetic import PHOTO_SIZE, cluttered_background, encode_png, random_pose
 from ..render.camera import OrthographicCamera, orbit_rotation
 
 #: Styles an outfit draws from, per layer ("" = none; a dress is the whole outfit's top and bottom).
@@ -56,13 +56,8 @@ class DressedPerson:
     info: dict[str, object] = field(default_factory=dict)
 
     def png_bytes(self, cutout: bool = True) -> bytes:
-        import io
-
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(self.cutout if cutout else self.photo).save(buf, format="PNG", compress_level=1)
-        return buf.getvalue()
+        """The cut-out (or the photo on clutter) as the PNG a user would upload."""
+        return encode_png(self.cutout if cutout else self.photo)
 
 
 def random_outfit(rng: np.random.Generator) -> tuple[list[str], list[str]]:

@@ -60,13 +60,18 @@ class SyntheticPerson:
 
     def png_bytes(self, cutout: bool = False) -> bytes:
         """The photo (or the cut-out) encoded as PNG, i.e. what a user would upload."""
-        import io
+        return encode_png(self.cutout if cutout else self.photo)
 
-        from PIL import Image
 
-        buf = io.BytesIO()
-        Image.fromarray(self.cutout if cutout else self.photo).save(buf, format="PNG", compress_level=1)
-        return buf.getvalue()
+def encode_png(image: np.ndarray) -> bytes:
+    """(H, W, 3|4) uint8 as PNG bytes (fast compression: test photos are written once, read once)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def random_shape(body: BodyModel, rng: np.random.Generator) -> tuple[np.ndarray, float]:
