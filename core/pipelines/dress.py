@@ -18,7 +18,8 @@ Two steps join :data:`strata.core.pipelines.reconstruct.LAYERED_STEPS`:
      is in front (a layer map rendered in the photo camera);
   5. textures: the body's from its own pixels over painted skin of the person's tone (covered skin is skin,
      not the clothes spread over it); each garment's from its pixels, unseen parts filled from the seen
-     (a plausible back), in a UV atlas of its own (xatlas).
+     (a plausible back), in a UV atlas of its own (xatlas);
+  6. the whole stood on the ground again in both poses (shoes can reach below the clothed surface's soles).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ GARMENT_TEXTURE_MAX = 1024
 #: Largest painted-skin base under the body's photo texture (px; resized to the texture): it shows only
 #: where the photo does not, and painting it costs ~4x per doubling.
 SKIN_BASE_MAX = 1024
+#: Fewest photo pixels a garment needs for a photo texture (fewer: its fabric in the photo's colour).
+MIN_PIXELS = 50
 #: Longest side of the layer map (px); larger photos get it upsampled (nearest).
 LAYER_MAP_MAX = 1280
 
@@ -236,14 +239,18 @@ def _garment_layer(state: ReconstructionState, spec: GarmentSpec, piece: Piece, 
                    owner: np.ndarray, index: int) -> Layer:
     """One garment as an asset layer: rest mesh with its own atlas, the photo's texture, skin, what it hides."""
     from ..cache import ModelCache
+    from ..garments.fabric import fabric_texture
     from ..reconstruct.uv import unwrap
 
     assert state.backends is not None
     size = min(state.backends.texture_size, GARMENT_TEXTURE_MAX)
     uvs, uv_faces = unwrap(piece.vertices, piece.faces, size=size)
-    texture = state.backends.texture.bake(posed, piece.faces, uvs, uv_faces.astype(np.int64),
-                                          [_layer_view(state, owner, index)], size=size,
-                                          cache=ModelCache())  # a one-off layout: not the body's cache slot
+    view = _layer_view(state, owner, index)
+    if int((view.mask > 0.5).sum()) < MIN_PIXELS:  # hidden in the photo (hair behind a hood): its fabric
+        texture = fabric_texture(spec.color, spec.fabric, size, seed=index)
+    else:
+        texture = state.backends.texture.bake(posed, piece.faces, uvs, uv_faces.astype(np.int64), [view], size=size,
+                                              cache=ModelCache())  # a one-off layout: not the body's cache slot
     mesh = Mesh(vertices=piece.vertices.astype(np.float32), faces=piece.faces.astype(np.uint32),
                 uvs=uvs.astype(np.float32), uv_faces=uv_faces.astype(np.uint32))
     return Layer(spec.title, spec.kind, mesh, texture=png_texture(texture), skin=skin,
