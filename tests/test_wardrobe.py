@@ -98,3 +98,14 @@ def test_layers_off_gives_one_clothed_surface(model):
     asset = reconstruct(person.png_bytes(), {"height": person.height_m, "layers": False})
     assert [layer.kind for layer in asset.layers] == ["body"]
     assert "outfit" not in asset.body.extra
+
+
+def test_without_a_face_the_skin_comes_from_the_hands(model):
+    """A photo cropped above the shoulders (no face to read the skin from) still gives an outfit."""
+    person = make_dressed_person(model, 2, size=SIZE)
+    frame = body_frame(model, person.shape, model.pose_preset("A", person.shape))
+    mask = person.cutout[..., 3] / 255.0
+    rows = np.flatnonzero(mask.max(1) > 0.5)
+    mask[: rows.min() + int(0.2 * (rows.max() - rows.min()))] = 0.0  # the head and neck cut away
+    outfit = read_outfit(person.photo, mask, person.posed[0], frame, person.camera)
+    assert {"bottom", "top"} <= {g.kind for g in outfit.garments}, outfit.summary()

@@ -180,10 +180,10 @@ def read_outfit(image: np.ndarray, mask: np.ndarray, vertices: np.ndarray, frame
                  and _boot_shaft(px, foot_lab))
         garments.append(_spec("shoes", "boots" if boots else "sneakers", _rgb(foot_lab)))
     # 6. Hair.
-    hair_lab, reach = _hair(px, skin_lab)
-    cues["hair_reach"] = reach
+    hair_lab, hair_reach = _hair(px, skin_lab)
+    cues["hair_reach"] = hair_reach
     if hair_lab is not None:
-        style = "long" if reach >= 2 * HAIR_SHARE else "bob" if reach >= HAIR_SHARE else "short"
+        style = "long" if hair_reach >= 2 * HAIR_SHARE else "bob" if hair_reach >= HAIR_SHARE else "short"
         garments.append(_spec("hair", style, _rgb(hair_lab)))
     return Outfit(garments=garments, skin_rgb=_rgb(skin_lab) or (200, 160, 130),
                   hair_rgb=_rgb(hair_lab) if hair_lab is not None else None, cues=cues)
@@ -226,8 +226,9 @@ def _skin_colour(px: _Pixels) -> np.ndarray:
     middle half of its width; the median after dropping the darkest and lightest (eyes, teeth, shadow)."""
     head = px.of("head")
     rows, cols = np.nonzero(head)
-    if len(rows) < 30:
-        raise ValueError("the face is not visible: cannot read the skin colour")
+    if len(rows) < 30:  # the face is not in the photo (cropped, seen from behind): the hands', else a mid tone
+        hands = px.core("hand")
+        return np.median(px.lab[hands], axis=0) if hands.sum() >= 30 else np.array([65.0, 14.0, 18.0], np.float32)
     top, bottom = rows.min(), rows.max()
     left, right = np.percentile(cols, 25), np.percentile(cols, 75)
     band = head.copy()
