@@ -77,6 +77,24 @@ def test_visible_texels_match_and_back_is_mirrored(sphere_scene):
     assert np.percentile(err[back & away], 95) < 40.0
 
 
+def test_a_base_texture_fills_what_the_photo_does_not_show(sphere_scene):
+    """With ``base`` (a body's painted skin under clothes), unseen texels take it instead of colours spread
+    from the seen ones; seen texels still take the photo."""
+    mesh, cam, image, mask = sphere_scene
+    size = 256
+    base = np.zeros((size, size, 3), np.uint8)
+    base[..., 1] = 200  # green: no colour of the photo
+    tex = bake_texture(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, image, mask, size=size,
+                       base=base)
+    vis = texel_visibility(mesh["verts"], mesh["faces"], mesh["uvs"], mesh["uv_faces"], cam, size)
+    pos, covered = _texel_positions(mesh, size)
+    back = covered & (vis.cos.numpy() < -0.5)
+    front = vis.visible.numpy() & (vis.cos.numpy() > 0.7)
+    assert np.abs(tex[back].astype(float) - base[back]).max() <= 1
+    truth = _height_colours(pos[..., 2])
+    assert np.abs(tex[front].astype(float) - truth[front]).mean() < 6.0
+
+
 def test_bake_on_body_is_seamless_and_fast():
     from strata.core.body import get_body_model
     from strata.core.render import framing_camera
