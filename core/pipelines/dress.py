@@ -32,6 +32,7 @@ import numpy as np
 from strata.exchange.asset.schema import Layer, Mesh, Skin
 from strata.exchange.wire.jobs import LAYER_ORDER
 
+from ..views import View
 from .common import png_texture
 
 if TYPE_CHECKING:
@@ -225,10 +226,8 @@ def _layer_map(state: ReconstructionState, posed: list[np.ndarray], faces: list[
     return small[rows[:, None], cols[None, :]]
 
 
-def _layer_view(state: ReconstructionState, owner: np.ndarray, layer: int):  # noqa: ANN202
+def _layer_view(state: ReconstructionState, owner: np.ndarray, layer: int) -> View:
     """The photo as a view of one layer: its mask is the person's where that layer is in front."""
-    from ..views import View
-
     assert state.loaded is not None and state.person is not None
     mask = np.where(owner == layer, np.asarray(state.person.mask, np.float32), 0.0).astype(np.float32)
     return View("photo", np.ascontiguousarray(state.loaded.rgba[..., :3]), mask, camera=state.photo_camera,

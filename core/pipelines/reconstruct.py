@@ -22,6 +22,10 @@ what earlier steps left and adds its own result, reporting progress under its ow
    un-posed through its top-4 skin weights, exactly the skinning Blender and glTF apply, so posing the
    rest mesh gives back the fitted surface.
 
+With ``layers`` on (the default, :data:`LAYERED_STEPS`, :mod:`.dress`) the outfit is read after step 6 and
+the garments are built, posed and textured after step 8; the body's texture is baked there, over painted
+skin, instead of in step 7.
+
 The multiview path (PSHuman) inserts "generate views" after step 4 and replaces step 6 by carving over all
 views; every step after reads ``state.views``.
 

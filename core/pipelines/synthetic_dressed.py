@@ -18,18 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from strata.exchange.asset.schema import HumanAsset
+from strata.exchange.wire.jobs import LAYER_STYLES
 
 from ..body.base import BodyModel
 from ..reconstruct.synthetic import PHOTO_SIZE, cluttered_background, encode_png, random_pose
 from ..render.camera import OrthographicCamera, orbit_rotation
 
-#: Styles an outfit draws from, per layer ("" = none; a dress is the whole outfit's top and bottom).
-OUTFIT_STYLES: dict[str, tuple[str, ...]] = {
-    "bottom": ("trousers", "shorts", "skirt"),
-    "top": ("tshirt", "longsleeve", "hoodie", "jacket", "coat", "dress"),
-    "shoes": ("sneakers", "boots", "flats", ""),
-    "hair": ("short", "bob", "long", "ponytail", "bun", ""),
-}
+#: Styles an outfit draws from, per layer: the published ones, and "" (none) for shoes and hair (everyone
+#: wears a top and, unless the top is a dress, a bottom).
+OUTFIT_STYLES: dict[str, tuple[str, ...]] = {kind: styles + (("",) if kind in ("shoes", "hair") else ())
+                                             for kind, styles in LAYER_STYLES.items()}
 #: Side of each layer's tile in the render atlas (texels).
 TILE = 512
 
