@@ -109,3 +109,15 @@ def test_without_a_face_the_skin_comes_from_the_hands(model):
     mask[: rows.min() + int(0.2 * (rows.max() - rows.min()))] = 0.0  # the head and neck cut away
     outfit = read_outfit(person.photo, mask, person.posed[0], frame, person.camera)
     assert {"bottom", "top"} <= {g.kind for g in outfit.garments}, outfit.summary()
+
+
+def test_layers_on_another_rig(model):
+    """A rig other than the fitting one (game_engine): the garments are skinned to that rig's bones."""
+    from strata.core.pipelines.reconstruct import reconstruct
+
+    person = make_dressed_person(model, 5, size=SIZE)
+    asset = reconstruct(person.png_bytes(), {"height": person.height_m, "rig": "game_engine", "texture_size": 512})
+    assert len(asset.layers) > 1 and asset.body.extra["rig"] == "game_engine"
+    for layer in asset.layers:
+        assert int(layer.skin.joints.max()) < len(asset.rig.joint_names), layer.name
+        np.testing.assert_allclose(layer.skin.weights.sum(1), 1.0, atol=1e-4)

@@ -36,7 +36,6 @@ from ..views import View
 from .common import png_texture
 
 if TYPE_CHECKING:
-    from ..body.base import BodyModel
     from ..garments.frame import BodyFrame
     from ..garments.piece import Piece
     from ..garments.styles import Dresser, GarmentSpec
@@ -165,15 +164,17 @@ def _reground(state: ReconstructionState, posed: list[np.ndarray]) -> None:
 
 
 def _rest_frame(state: ReconstructionState) -> BodyFrame:
-    """The rig body's frame in the rest pose, lifted as the rig step lifted the rest surface."""
+    """The fitting body's frame in the rest pose (its part labels need the fitting rig's joint map), lifted
+    as the rig step lifted the rest surface. Every anny rig shares its mesh and rest pose (within 2 mm), so
+    the same frame serves whichever rig the human gets; the garments' weights come from that rig
+    (:func:`_garment_skin`)."""
     from ..garments.frame import body_frame
 
     assert state.fit is not None and state.body is not None
-    rig_body: BodyModel = state.rig_body or state.body
     frame = state.frame
-    if frame is None or rig_body is not state.body:
+    if frame is None:
         rest_pose = str(state.params.get("rest_pose", "A"))
-        frame = body_frame(rig_body, state.fit.shape, rig_body.pose_preset(rest_pose, state.fit.shape))
+        frame = body_frame(state.body, state.fit.shape, state.body.pose_preset(rest_pose, state.fit.shape))
     return frame.moved(np.array([0.0, 0.0, state.rest_lift]))
 
 
