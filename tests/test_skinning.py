@@ -308,3 +308,20 @@ def test_transferred_weights_make_an_offset_surface_follow_the_body():
     gap = np.linalg.norm(posed_shell - posed_body, axis=1)
     print(f"offset after posing: mean {gap.mean() * 1000:.2f} mm, 99 % {np.percentile(gap, 99) * 1000:.2f} mm")
     assert abs(gap.mean() - 0.01) < 0.002 and np.percentile(gap, 99) < 0.03
+
+
+def test_nearest_rotations_cleans_drifted_blocks_and_keeps_translations():
+    from scipy.spatial.transform import Rotation
+
+    from strata.core.body.skinning import nearest_rotations
+
+    rng = np.random.default_rng(0)
+    m = np.tile(np.eye(4), (5, 1, 1))
+    m[:, :3, :3] = Rotation.random(5, random_state=1).as_matrix() + rng.normal(0, 1e-4, (5, 3, 3))  # float32 drift
+    m[:, :3, 3] = rng.normal(size=(5, 3))
+    out = nearest_rotations(m)
+    np.testing.assert_allclose(out[:, :3, :3] @ out[:, :3, :3].transpose(0, 2, 1), np.tile(np.eye(3), (5, 1, 1)),
+                               atol=1e-12)
+    assert np.all(np.linalg.det(out[:, :3, :3]) > 0)
+    assert np.abs(out[:, :3, :3] - m[:, :3, :3]).max() < 1e-3
+    np.testing.assert_array_equal(out[:, :3, 3], m[:, :3, 3])

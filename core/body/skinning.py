@@ -162,6 +162,17 @@ def unpose_vertices(
     return out
 
 
+def nearest_rotations(matrices: np.ndarray) -> np.ndarray:
+    """(J, 4, 4) copies whose 3x3 blocks are the nearest rotations (SVD): local poses derived from skeletons
+    stored in float32 drift off orthonormal along long chains (a finger's third bone, ~1e-4)."""
+    out = np.array(matrices, np.float64, copy=True)
+    u, _, vt = np.linalg.svd(out[:, :3, :3])
+    d = np.sign(np.linalg.det(u @ vt))
+    u[:, :, 2] *= d[:, None]
+    out[:, :3, :3] = u @ vt
+    return out
+
+
 def affine_inverse(m: np.ndarray) -> np.ndarray:
     """Inverse of affine 4x4 matrices (..., 4, 4): ``[A t; 0 1] -> [inv(A) -inv(A) t; 0 1]``."""
     m = np.asarray(m, np.float64)

@@ -235,7 +235,7 @@ def bake_texture(state: ReconstructionState) -> None:
 def rig_human(state: ReconstructionState) -> None:
     """8. The skeleton in the fitted pose, then the asset contract: the rig's standard rest pose as bind pose,
     the surface un-posed into it through the skin weights, the fitted pose on the armature."""
-    from ..body.skinning import local_pose, unpose_vertices
+    from ..body.skinning import local_pose, nearest_rotations, unpose_vertices
     from ..reconstruct.rigging import transfer_rig
 
     assert state.backends is not None and state.body is not None and state.fit is not None
@@ -270,7 +270,7 @@ def rig_human(state: ReconstructionState) -> None:
     state.rest_surface = rest_surface.astype(np.float32)
     state.rig_body, state.posed_world, state.rest_lift = rig_body, np.asarray(posed.rest, np.float64), lift
     # 4. The photo's pose relative to that rest (a root translation carries the lift back).
-    pose = local_pose(rest_world, posed.rest, posed.parents)
+    pose = nearest_rotations(local_pose(rest_world, posed.rest, posed.parents))
     state.rig = replace(posed, rest=rest_world.astype(np.float32), lengths=rest_lengths,
                         pose=pose.astype(np.float32), rest_pose=rest_pose)
     state.skin = skin
