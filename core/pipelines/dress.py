@@ -138,8 +138,6 @@ def _reground(state: ReconstructionState, posed: list[np.ndarray]) -> None:
     """Stand the layered human on the ground and centre it, as the single-layer path leaves its surface: the
     rest meshes and skeleton lifted to min z = 0; the posed whole (what the photo camera sees) centred at
     x = y = 0 with min z = 0, the camera and the body's translation moved with it; the pose re-derived."""
-    from ..body.skinning import local_pose
-
     assert state.rig is not None and state.posed_world is not None and state.rest_surface is not None
     rest_low = min([float(state.rest_surface[:, 2].min())]
                    + [float(g.mesh.vertices[:, 2].min()) for g in state.garment_layers])
@@ -150,12 +148,17 @@ def _reground(state: ReconstructionState, posed: list[np.ndarray]) -> None:
     state.rest_surface = (state.rest_surface + lift).astype(np.float32)
     for layer in state.garment_layers:
         layer.mesh.vertices = (layer.mesh.vertices + lift).astype(np.float32)
-    rest = state.rig.rest.astype(np.float64)
+    old_rest = state.rig.rest.astype(np.float64)
+    rest = old_rest.copy()
     rest[:, :3, 3] += lift
     state.posed_world = state.posed_world.copy()
     state.posed_world[:, :3, 3] += shift
-    state.rig = replace(state.rig, rest=rest.astype(np.float32),
-                        pose=local_pose(rest, state.posed_world, state.rig.parents).astype(np.float32))
+    # Both skeletons moved by a translation: every joint's local pose stays, only the roots' translations
+    # change (re-deriving the pose from the world matrices would re-round every joint's rotation).
+    pose = np.asarray(state.rig.pose, np.float64).copy()
+    for root in np.flatnonzero(np.asarray(state.rig.parents) < 0):
+        pose[root, :3, 3] += old_rest[root, :3, :3].T @ (shift - lift)
+    state.rig = replace(state.rig, rest=rest.astype(np.float32), pose=pose.astype(np.float32))
     if state.photo_camera is not None:
         state.photo_camera = replace(state.photo_camera,
                                      center=np.asarray(state.photo_camera.center, np.float64) + shift)
