@@ -65,7 +65,13 @@ def test_without_weights_the_photo_path_runs_and_says_why(tmp_path):
     asked for by name, a clear `unavailable` error naming --weights-dir."""
     from strata.core.compute import ComputeEnv
     from strata.core.errors import UnavailableError
-    from strata.core.pipelines.reconstruct import LAYERED_STEPS, MULTIVIEW_STEPS, STEPS, choose_steps
+    from strata.core.pipelines.reconstruct import (
+        LAYERED_MULTIVIEW_STEPS,
+        LAYERED_STEPS,
+        MULTIVIEW_STEPS,
+        STEPS,
+        choose_steps,
+    )
 
     steps, name, why = choose_steps({"multiview": "auto"}, ComputeEnv())
     assert steps is LAYERED_STEPS and name == "" and "single-photo path" in why  # layers are on by default
@@ -76,4 +82,6 @@ def test_without_weights_the_photo_path_runs_and_says_why(tmp_path):
     with pytest.raises(UnavailableError, match="no weights in"):
         choose_steps({"multiview": "pshuman"}, ComputeEnv(weights_dir=tmp_path))
     (tmp_path / "PSHuman_Unclip_768_6views" / "unet").mkdir(parents=True)
-    assert choose_steps({"multiview": "pshuman"}, ComputeEnv(weights_dir=tmp_path))[0] is MULTIVIEW_STEPS
+    assert choose_steps({"multiview": "pshuman"}, ComputeEnv(weights_dir=tmp_path))[0] is LAYERED_MULTIVIEW_STEPS
+    assert choose_steps({"multiview": "pshuman", "layers": False},
+                        ComputeEnv(weights_dir=tmp_path))[0] is MULTIVIEW_STEPS

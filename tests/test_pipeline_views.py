@@ -69,6 +69,56 @@ def test_six_views_give_a_carved_textured_rigged_human(views_zip, monkeypatch):
     assert gap.mean() < 0.04
 
 
+def test_six_views_give_layers_coloured_by_every_view(views_zip, monkeypatch):
+    """Layers on (the default for sent views): the carved surface split into the body and garments read from
+    the front view; every garment closed, skinned and hiding the body under it, its texture the garment's
+    own colour all round (each view colours what it sees of it), the body's the skin's."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from strata.core import carve
+    from strata.core.pipelines.reconstruct import LAYERED_VIEW_STEPS, reconstruct, view_steps
+    from strata.exchange.asset import decode, encode
+    from strata.exchange.wire import job_spec
+
+    person, data = views_zip
+    monkeypatch.setitem(carve.PRESETS, "fast", carve.FAST.with_(iterations=4, resolution=96))
+    params = job_spec("reconstruct").validate({"quality": "fast", "texture_size": 1024,
+                                               "height": round(float(person.height_m), 3)})
+    assert view_steps(params) is LAYERED_VIEW_STEPS
+    asset = decode(encode(reconstruct(data, params, steps=view_steps(params))))
+    assert asset.provenance.backends["surface"] == "carve" and asset.provenance.backends["garments"] == "procedural"
+    labels = asset.body.extra["outfit"]["labels"]
+    assert labels["bottom"] == "trousers" and labels["top"] == "top"
+    kinds = [layer.kind for layer in asset.layers]
+    assert kinds[0] == "body" and {"bottom", "top"} <= set(kinds[1:])
+    assert len(asset.layer("body").mesh.vertices) == len(person.body_vertices)  # the body's own topology
+
+    def median_colour(layer) -> np.ndarray:
+        rgb = np.asarray(Image.open(BytesIO(layer.texture.data)).convert("RGB"), np.float64).reshape(-1, 3)
+        return np.median(rgb, axis=0)
+
+    # The true colours: the person's albedo on the shins (trousers) and the chest (shirt).
+    z = person.vertices[:, 2] - person.vertices[:, 2].min()
+    shin = (z > 0.25 * person.extent_m) & (z < 0.4 * person.extent_m)
+    chest = (z > 0.68 * person.extent_m) & (z < 0.72 * person.extent_m) & (np.abs(person.vertices[:, 0]) < 0.1)
+    truth = {"bottom": np.median(person.vertex_colors[shin], axis=0),
+             "top": np.median(person.vertex_colors[chest], axis=0)}
+
+    def angle(a: np.ndarray, b: np.ndarray) -> float:  # between colours as RGB directions (shading scales them)
+        return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+    assert angle(truth["bottom"], truth["top"]) > 15  # the check tells the two apart
+    for layer in asset.layers[1:]:
+        np.testing.assert_allclose(layer.skin.weights.sum(1), 1.0, atol=1e-5)
+        assert layer.hides_body is not None and len(layer.hides_body) > 0
+        if layer.kind in truth:
+            colour, other = median_colour(layer), truth["top" if layer.kind == "bottom" else "bottom"]
+            print(layer.kind, colour, truth[layer.kind], angle(colour, truth[layer.kind]), angle(colour, other))
+            assert angle(colour, truth[layer.kind]) < 8 < angle(colour, other)
+
+
 def test_bad_views_are_a_clear_error(views_zip):
     from strata.core.pipelines.reconstruct import VIEW_STEPS, reconstruct
     from strata.core.render.views_io import ViewsError

@@ -1,7 +1,8 @@
 """The photo's layers: what the person wears read from the photo, built by the garment library, textured from
-the photo (the `reconstruct` job with ``layers`` on, the single-photo path).
+the photo (the `reconstruct` job with ``layers`` on).
 
-Two steps join :data:`strata.core.pipelines.reconstruct.LAYERED_STEPS`:
+Two steps join :data:`strata.core.pipelines.reconstruct.LAYERED_STEPS` (a third, :func:`surface_on_body`,
+first carries a surface carved from views onto the body's topology, so the views paths share them):
 
 * :func:`read_outfit`, after the clothed surface: the garments and their parameters from the photo and the
   fitted body (:mod:`strata.core.reconstruct.wardrobe`);
@@ -15,7 +16,7 @@ Two steps join :data:`strata.core.pipelines.reconstruct.LAYERED_STEPS`:
   3. the body itself: the tight fitted body where garments cover it, the clothed surface where it shows
      (face, hands, bare arms and legs follow the photo's silhouette);
   4. every layer posed into the photo's pose by the rig, and the photo's pixels shared out by which layer
-     is in front (a layer map rendered in the photo camera);
+     is in front (a layer map rendered in the photo camera; on the views paths, in each view's);
   5. textures: the body's from its own pixels over painted skin of the person's tone (covered skin is skin,
      not the clothes spread over it); each garment's from its pixels, unseen parts filled from the seen
      (a plausible back), in a UV atlas of its own (xatlas);
@@ -52,6 +53,58 @@ SKIN_BASE_MAX = 1024
 MIN_PIXELS = 50
 #: Longest side of the layer map (px); larger photos get it upsampled (nearest).
 LAYER_MAP_MAX = 1280
+#: How far a carved surface may stand off the fitted body's skin (m): inward (a body prior a little too
+#: big) and outward (a coat's hem, a hood, long hair); beyond is an artefact of the carve.
+CARVED_OFFSET = (-0.03, 0.25)
+
+
+def surface_on_body(state: ReconstructionState) -> None:
+    """6c. The carved clothed surface carried onto the fitted body's own topology, so the layers are read,
+    dressed and textured as on the photo path: each skin vertex moved along its normal to where the carved
+    surface stands over it (the offset to its closest carved point, along the normal, smoothed), the eyes
+    and teeth moved with their closest skin vertex. The carved triangles are dropped; their shape lives
+    on in the garments' outline."""
+    from ..body.skinning import closest_points
+    from ..garments.frame import skin_surface, vertex_normals
+
+    assert state.fit is not None and state.body is not None and state.surface is not None
+    assert state.surface_faces is not None
+    state.progress.report("dress", 0.0, "carrying the carved surface onto the body")
+    body = np.asarray(state.fit.vertices, np.float64)
+    faces = np.asarray(state.body.faces, np.int64)
+    skin_faces, skin = skin_surface(faces, len(body))
+    normals = vertex_normals(body, skin_faces)
+    # 1. How far out along its normal the carved surface stands over each skin vertex.
+    carved_v = np.asarray(state.surface, np.float64)
+    face, bary, _ = closest_points(carved_v, np.asarray(state.surface_faces, np.int64), body, candidates=16)
+    closest = np.einsum("vk,vkd->vd", bary, carved_v[np.asarray(state.surface_faces)[face]])
+    offset = np.clip(np.einsum("vd,vd->v", closest - body, normals), *CARVED_OFFSET)
+    offset = _smoothed(offset, skin_faces, skin, rounds=2)
+    moved = offset[:, None] * normals
+    # 2. What is not skin (eyes, teeth, tongue) moves with its closest skin vertex.
+    from scipy.spatial import cKDTree
+
+    inner = np.flatnonzero(~skin)
+    if len(inner):
+        skin_index = np.flatnonzero(skin)
+        moved[inner] = moved[skin_index[cKDTree(body[skin_index]).query(body[inner])[1]]]
+    state.notes.append(f"The carved surface ({len(state.surface_faces)} triangles) was split into layers.")
+    state.surface = (body + moved).astype(np.float32)
+    state.surface_faces = state.uvs = state.uv_faces = None
+
+
+def _smoothed(values: np.ndarray, faces: np.ndarray, where: np.ndarray, rounds: int) -> np.ndarray:
+    """``values`` averaged with their one-ring ``rounds`` times where ``where`` (a carve's speckle gone)."""
+    v = values.astype(np.float64).copy()
+    for _ in range(rounds):
+        acc, cnt = v.copy(), np.ones(len(v))
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            np.add.at(acc, faces[:, a], v[faces[:, b]])
+            np.add.at(acc, faces[:, b], v[faces[:, a]])
+            np.add.at(cnt, faces[:, a], 1.0)
+            np.add.at(cnt, faces[:, b], 1.0)
+        v = np.where(where, acc / cnt, v)
+    return v
 
 
 def read_outfit(state: ReconstructionState) -> None:
@@ -76,10 +129,15 @@ def dress_layers(state: ReconstructionState) -> None:
     from ..garments.shell import smooth_field
 
     assert state.outfit is not None and state.rest_surface is not None and state.rig is not None
+    assert state.body is not None and state.backends is not None
+    body = state.body
+    size = state.backends.texture_size
+    sources = _sources(state)
     if not state.outfit.garments:  # nothing worn that the library makes: the single-layer texture
-        from .reconstruct import bake_texture
-
-        bake_texture(state)
+        state.progress.report("texture", 0.0, "projecting the photo into the texture")
+        state.texture = state.backends.texture.bake(
+            state.surface, np.asarray(body.faces, np.int64), np.asarray(body.uvs, np.float32),
+            np.asarray(body.uv_faces, np.int64), sources, size=size, progress=state.progress)
         return
     progress = state.progress
     # 1. The frame in the rig's rest pose, on the ground as the rig step put it, and the photo's outline.
@@ -112,21 +170,20 @@ def dress_layers(state: ReconstructionState) -> None:
     skins = [_garment_skin(state, piece) for _, piece in pieces]
     posed = [_posed(state, state.rest_surface, state.skin)] + [_posed(state, p.vertices, s)
                                                                 for (_, p), s in zip(pieces, skins, strict=True)]
-    faces = [np.asarray(state.body.faces, np.int64)] + [p.faces for _, p in pieces]
+    faces = [np.asarray(body.faces, np.int64)] + [p.faces for _, p in pieces]
     progress.report("dress", 0.55, "sharing the photo's pixels between the layers")
-    owner = _layer_map(state, posed, faces)
+    owners = [_layer_map(state, posed, faces, view) for view in sources]
     # 5. Textures: the body over painted skin of the person's tone, each garment in its own atlas.
     progress.report("dress", 0.6, "projecting the photo onto the body")
-    body = state.body
-    size = state.backends.texture_size
     base = body.skin_texture(tone=state.outfit.skin_rgb, size=min(size, SKIN_BASE_MAX))
     state.texture = state.backends.texture.bake(
         posed[0], faces[0], np.asarray(body.uvs, np.float32), np.asarray(body.uv_faces, np.int64),
-        [_layer_view(state, owner, 0)], size=size, base=base, progress=progress)
+        _layer_views(sources, owners, 0), size=size, base=base, progress=progress)
     state.garment_layers = []
     for i, ((spec, piece), skin) in enumerate(zip(pieces, skins, strict=True), start=1):
         progress.report("dress", 0.6 + 0.4 * i / len(pieces), f"texturing the {spec.kind}")
-        state.garment_layers.append(_garment_layer(state, spec, piece, skin, posed[i], owner, i))
+        state.garment_layers.append(_garment_layer(state, spec, piece, skin, posed[i],
+                                                   _layer_views(sources, owners, i), i))
     # 6. The whole on the ground again (shoes reach below the clothed surface's soles), in both poses.
     _reground(state, posed)
 
@@ -203,18 +260,28 @@ def _posed(state: ReconstructionState, rest: np.ndarray, skin: Skin | None) -> n
     return pose_vertices(rest, skin.joints, skin.weights, state.rig.rest, state.posed_world).astype(np.float32)
 
 
-def _layer_map(state: ReconstructionState, posed: list[np.ndarray], faces: list[np.ndarray]) -> np.ndarray:
-    """(H, W) int8 of the photo: the layer in front at each pixel (-1 where none)."""
+def _sources(state: ReconstructionState) -> list[View]:
+    """The images the layers are coloured from, with their cameras in the posed world: the original photo
+    (through the photo camera) on the photo path, every view on the views paths."""
+    if state.carved:
+        return [v for v in state.views if v.camera is not None]
+    assert state.loaded is not None and state.person is not None and state.photo_camera is not None
+    return [View("photo", np.ascontiguousarray(state.loaded.rgba[..., :3]), np.asarray(state.person.mask, np.float32),
+                 camera=state.photo_camera, exact_mask=state.person.backend == "alpha")]
+
+
+def _layer_map(state: ReconstructionState, posed: list[np.ndarray], faces: list[np.ndarray], view: View) -> np.ndarray:
+    """(H, W) int8 over ``view``'s image: the layer in front at each pixel (-1 where none)."""
     import torch
 
     from ..render import get_rasterizer
     from ..render.camera import camera_for_size
 
-    assert state.loaded is not None and state.photo_camera is not None
-    h, w = state.loaded.rgba.shape[:2]
+    assert view.camera is not None
+    h, w = view.image.shape[:2]
     k = min(1.0, LAYER_MAP_MAX / max(h, w))
     mh, mw = max(1, round(h * k)), max(1, round(w * k))
-    cam, _, _ = camera_for_size(state.photo_camera, (mh, mw))
+    cam, _, _ = camera_for_size(view.camera, (mh, mw))
     offsets = np.cumsum([0] + [len(v) for v in posed])
     face_layer = np.concatenate([np.full(len(f), i, np.int8) for i, f in enumerate(faces)])
     all_faces = np.concatenate([f + offsets[i] for i, f in enumerate(faces)])
@@ -230,17 +297,16 @@ def _layer_map(state: ReconstructionState, posed: list[np.ndarray], faces: list[
     return small[rows[:, None], cols[None, :]]
 
 
-def _layer_view(state: ReconstructionState, owner: np.ndarray, layer: int) -> View:
-    """The photo as a view of one layer: its mask is the person's where that layer is in front."""
-    assert state.loaded is not None and state.person is not None
-    mask = np.where(owner == layer, np.asarray(state.person.mask, np.float32), 0.0).astype(np.float32)
-    return View("photo", np.ascontiguousarray(state.loaded.rgba[..., :3]), mask, camera=state.photo_camera,
-                exact_mask=state.person.backend == "alpha")
+def _layer_views(sources: list[View], owners: list[np.ndarray], layer: int) -> list[View]:
+    """Each source as a view of one layer: its mask kept only where that layer is in front."""
+    return [replace(view, mask=np.where(owner == layer, np.asarray(view.mask, np.float32), 0.0).astype(np.float32))
+            for view, owner in zip(sources, owners, strict=True)]
 
 
 def _garment_layer(state: ReconstructionState, spec: GarmentSpec, piece: Piece, skin: Skin, posed: np.ndarray,
-                   owner: np.ndarray, index: int) -> Layer:
-    """One garment as an asset layer: rest mesh with its own atlas, the photo's texture, skin, what it hides."""
+                   views: list[View], index: int) -> Layer:
+    """One garment as an asset layer: rest mesh with its own atlas, the photo's texture (``views``: the
+    sources masked to it), skin, what it hides."""
     from ..cache import ModelCache
     from ..garments.fabric import fabric_texture
     from ..reconstruct.uv import unwrap
@@ -248,11 +314,11 @@ def _garment_layer(state: ReconstructionState, spec: GarmentSpec, piece: Piece, 
     assert state.backends is not None
     size = min(state.backends.texture_size, GARMENT_TEXTURE_MAX)
     uvs, uv_faces = unwrap(piece.vertices, piece.faces, size=size)
-    view = _layer_view(state, owner, index)
-    if int((view.mask > 0.5).sum()) < MIN_PIXELS:  # hidden in the photo (hair behind a hood): its fabric
+    seen = [view for view in views if int((view.mask > 0.5).sum()) >= MIN_PIXELS]
+    if not seen:  # hidden in the photo (hair behind a hood): its fabric
         texture = fabric_texture(spec.color, spec.fabric, size, seed=index)
     else:
-        texture = state.backends.texture.bake(posed, piece.faces, uvs, uv_faces.astype(np.int64), [view], size=size,
+        texture = state.backends.texture.bake(posed, piece.faces, uvs, uv_faces.astype(np.int64), seen, size=size,
                                               cache=ModelCache())  # a one-off layout: not the body's cache slot
     mesh = Mesh(vertices=piece.vertices.astype(np.float32), faces=piece.faces.astype(np.uint32),
                 uvs=uvs.astype(np.float32), uv_faces=uv_faces.astype(np.uint32))

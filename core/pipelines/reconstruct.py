@@ -27,7 +27,8 @@ the garments are built, posed and textured after step 8; the body's texture is b
 skin, instead of in step 7.
 
 The multiview path (PSHuman) inserts "generate views" after step 4 and replaces step 6 by carving over all
-views; every step after reads ``state.views``.
+views; every step after reads ``state.views``. With layers on, the carved surface is carried onto the body's
+own topology (:func:`.dress.surface_on_body`) and split into the same layers, each coloured by every view.
 
 Output: metres, Z up, feet on the ground, centred at x = y = 0, facing -Y. The person's turn relative to the
 camera is kept in the stored camera (``BodyParams.extra["camera"]``, mapping the posed asset's world to the
@@ -54,7 +55,7 @@ from ..progress import Progress, Silent
 from ..render.camera import camera_to_dict
 from ..views import View
 from .common import now_iso, png_texture, versions
-from .dress import dress_layers, read_outfit
+from .dress import dress_layers, read_outfit, surface_on_body
 
 if TYPE_CHECKING:
     from ..body.base import BodyModel
@@ -103,6 +104,8 @@ class ReconstructionState:
     """The surface's UV atlas when it is not the body model's (made by :func:`unwrap_surface`)."""
     photo_camera: OrthographicCamera | None = None
     texture: np.ndarray | None = None
+    carved: bool = False
+    """The clothed surface was carved from views (the views' colours texture it), whatever its topology now."""
     # 6b. what the person wears (the layered path)
     frame: BodyFrame | None = None
     """The fitting body's frame in the rest pose (its part labels read the photo)."""
@@ -353,6 +356,7 @@ def carve_surface(state: ReconstructionState) -> None:
                  progress=state.progress)
     state.progress.report("carve", 1.0, "cleaning the carved surface")
     v, f = cleanup(v, f, target_faces=CARVED_FACES)
+    state.carved = True
     surface = v.cpu().numpy().astype(np.float32)
     # On the ground; not re-centred: the views' vertical axis already is the person's (docs/views.md).
     shift = _ground_shift(surface) * np.array([0.0, 0.0, 1.0])
@@ -408,6 +412,21 @@ MULTIVIEW_STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detec
                                      fit_body_to_views, carve_surface, unwrap_surface, bake_views_texture, rig_human)
 """The photo through PSHuman: the person's canvas, six generated views, then the views path."""
 
+LAYERED_VIEW_STEPS: tuple[Step, ...] = (load_models, read_views_input, fit_body_to_views, carve_surface,
+                                        surface_on_body, read_outfit, rig_human, dress_layers)
+"""The views path with the garments as layers: the carved surface carried onto the body's topology, then read,
+dressed and textured (from every view) as the photo path does (:mod:`.dress`)."""
+
+LAYERED_MULTIVIEW_STEPS: tuple[Step, ...] = (load_models, load_photo, find_person, detect_pose, generate_views,
+                                             fit_body_to_views, carve_surface, surface_on_body, read_outfit,
+                                             rig_human, dress_layers)
+"""The photo through PSHuman with the garments as layers."""
+
+
+def view_steps(params: dict[str, Any]) -> tuple[Step, ...]:
+    """The path six sent views take: layered unless ``layers`` is off."""
+    return LAYERED_VIEW_STEPS if params.get("layers", True) else VIEW_STEPS
+
 
 def choose_steps(params: dict[str, Any], env: ComputeEnv) -> tuple[tuple[Step, ...], str, str]:
     """The path a photo takes: ``(steps, multiview backend or "", why)``. ``multiview="auto"`` takes the
@@ -417,7 +436,8 @@ def choose_steps(params: dict[str, Any], env: ComputeEnv) -> tuple[tuple[Step, .
     from ..registry import BackendUnavailable
 
     requested = str(params.get("multiview", "auto"))
-    single = LAYERED_STEPS if params.get("layers", True) else STEPS
+    layered = bool(params.get("layers", True))
+    single = LAYERED_STEPS if layered else STEPS
     if requested == "off":
         return single, "", "multiview off (asked for)"
     try:
@@ -426,7 +446,7 @@ def choose_steps(params: dict[str, Any], env: ComputeEnv) -> tuple[tuple[Step, .
         if requested != "auto":
             raise
         return single, "", f"single-photo path: {exc.message}"
-    return MULTIVIEW_STEPS, backend.name, f"multiview: {backend.name}"
+    return (LAYERED_MULTIVIEW_STEPS if layered else MULTIVIEW_STEPS), backend.name, f"multiview: {backend.name}"
 
 
 def reconstruct(image_bytes: bytes, params: dict[str, Any], progress: Progress | None = None, *,
@@ -444,7 +464,7 @@ def reconstruct(image_bytes: bytes, params: dict[str, Any], progress: Progress |
     if steps is None:
         steps, state.multiview, state.path = choose_steps(state.params, env)
     else:
-        state.path = "views input" if steps is VIEW_STEPS else "given steps"
+        state.path = "views input" if steps in (VIEW_STEPS, LAYERED_VIEW_STEPS) else "given steps"
     with env.torch_threads():
         for step in steps:
             start = time.perf_counter()
@@ -473,7 +493,7 @@ def assemble(state: ReconstructionState) -> HumanAsset:
         stage_names["garments"] = state.garments_backend
     if state.person is not None:
         stage_names["segmentation"] = state.person.backend or state.backends.segmentation
-    if state.surface_faces is not None:  # the views path: the surface was carved, every view coloured it
+    if state.carved:  # the views path: the surface was carved, every view coloured it
         stage_names.update(surface="carve", texture="views-projection")
     if state.person is None:
         stage_names["segmentation"] = "views' alpha"

@@ -134,7 +134,8 @@ class SilhouetteSurface:
 
 @dataclass
 class ProjectionTexture:
-    """:func:`strata.core.reconstruct.texture.bake_texture` from the first view (photo projection + fill)."""
+    """:func:`strata.core.reconstruct.texture.bake_texture` from the photo (projection + fill); several views
+    (the views paths' layers) combine by :func:`~strata.core.reconstruct.texture.bake_texture_views`."""
 
     env: ComputeEnv = field(default_factory=ComputeEnv)
     name: str = "photo-projection"
@@ -144,8 +145,11 @@ class ProjectionTexture:
              base: np.ndarray | None = None, cache: ModelCache | None = None) -> np.ndarray:
         """``base``: what unseen texels take (else the fill field); ``cache``: where the UV layout is kept
         (default: the process's; a one-off layout, a garment's, belongs in a throwaway cache)."""
-        from .texture import bake_texture, mask_margin
+        from .texture import bake_texture, bake_texture_views, mask_margin
 
+        if len(views) > 1:  # several views (the views paths' layers): combined by view weight x cos^2
+            return bake_texture_views(vertices, faces, uvs, uv_faces, views, size=size, progress=progress,
+                                      rasterizer=_rasterizer(self.env), cache=cache, base=base)
         view = first(views)
         if view.camera is None:
             raise ValueError(f"the texture needs the camera of view {view.name!r}")

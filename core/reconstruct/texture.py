@@ -155,9 +155,10 @@ def bake_texture_views(
     progress: Progress | None = None,
     rasterizer: Rasterizer | None = None,
     cache: ModelCache | None = None,
+    base: np.ndarray | None = None,
 ) -> np.ndarray:
     """(size, size, 3) uint8 UV texture of the mesh from several views with cameras (PSHuman's six, or a
-    photo alone): :func:`bake_texture`'s steps per view, combined.
+    photo alone): :func:`bake_texture`'s steps per view, combined; ``base`` as there.
 
     Where several views see a texel its colour is their average weighted by ``view.weight * cos^2``
     (squarely seen views dominate; PSHuman's colour projection weights views the same way), and how much of
@@ -179,7 +180,7 @@ def bake_texture_views(
         raise ValueError("no views to bake a texture from")
     rast = rasterizer or get_rasterizer("torch")
     return _bake(np.asarray(vertices, np.float32), np.asarray(faces, np.int64), uvs, uv_faces, sources, size,
-                 progress, rast, cache)
+                 progress, rast, cache, base)
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,8 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("multiview", str, "auto", "views of all sides from the photo first (PSHuman; auto: when "
                           "the server has its weights and a GPU)", choices=MULTIVIEW),
                 ParamSpec("seed", int, 42, "seed of the multiview diffusion (same seed, same views)", 0, 2**31 - 1),
-                ParamSpec("layers", bool, True, "garments and hair as separate objects over the body (the "
-                          "single-photo path; off: one clothed surface)"),
+                ParamSpec("layers", bool, True, "garments and hair as separate objects over the body "
+                          "(every path: photo, PSHuman, six views; off: one clothed surface)"),
                 _TEXTURE,
             ),
             (InputSpec("image", "bytes", False, "the photo: PNG, JPEG or WebP (this or views)", 64 << 20),

@@ -26,5 +26,5 @@ class ReconstructKind(JobKind):
                            "(input 'views'), exactly one of them", {"inputs": sorted(ctx.inputs)})
         if views is not None:  # the views path: body prior on all views, carving, every view's colours
             return pipeline.reconstruct(bytes(views.data), ctx.params, ctx.progress, env=ctx.env, cache=ctx.models,
-                                        steps=pipeline.VIEW_STEPS)
+                                        steps=pipeline.view_steps(ctx.params))
         return pipeline.reconstruct(bytes(image.data), ctx.params, ctx.progress, env=ctx.env, cache=ctx.models)
