@@ -192,3 +192,60 @@ def test_fabric_textures_are_seeded_and_coloured():
         np.testing.assert_array_equal(a, fabric_texture((200, 40, 40), fabric, 64, seed=1))
     with pytest.raises(ValueError, match="unknown fabric"):
         fabric_texture((0, 0, 0), "silk", 16)
+
+
+@pytest.mark.parametrize("style", ["short", "bob", "long", "ponytail", "bun"])
+def test_hair_lies_on_the_head_and_its_pieces_are_tied_on(frame, style):
+    """Over a T-shirt (its collar must not lift the hair at the nape): the cap meets the skin at the hairline
+    (no helmet rim), nothing floats off the head, and a bun or ponytail touches the cap it is tied to."""
+    from scipy.spatial import cKDTree
+
+    from strata.core.garments.frame import face_components
+    from strata.core.garments.hair import scalp
+
+    pieces = dress(frame, [("top", "tshirt"), ("hair", style)])
+    hair = pieces[-1]
+    label = face_components(hair.faces, len(hair.vertices))
+    sizes = np.bincount(label)
+    cap_faces = hair.faces[label == sizes.argmax()]
+    cap_v = np.unique(cap_faces)
+    skin = cKDTree(frame.vertices[frame.skin])
+    to_skin = skin.query(hair.vertices[cap_v])[0]
+    assert to_skin.max() < 0.04, f"{style}: the cap stands {to_skin.max():.3f} m off the head"
+    # The hairline: cap vertices over the scalp's border lie within a few millimetres of the skin.
+    cover = scalp(frame)
+    mixed = cover[frame.faces].any(axis=1) & ~cover[frame.faces].all(axis=1)
+    border = np.unique(frame.faces[mixed][cover[frame.faces[mixed]]])
+    near_border = cKDTree(frame.vertices[border]).query(hair.vertices[cap_v])[0] < 0.004
+    assert near_border.sum() > 20 and to_skin[near_border].max() < 0.008, style
+    # Tied on: every other piece (bun, ponytail) touches or sinks into the cap.
+    for other in np.flatnonzero(sizes)[np.flatnonzero(sizes) != sizes.argmax()]:
+        part = np.unique(hair.faces[label == other])
+        gap = cKDTree(hair.vertices[cap_v]).query(hair.vertices[part])[0].min()
+        if style in ("ponytail", "bun"):
+            assert gap < 0.005, f"{style}: a piece floats {gap:.3f} m off the cap"
+
+
+def test_hair_strands_run_down_from_the_crown():
+    """The hair shade on an upright cylinder with its own UVs (u around, v down): strands vary around the
+    head far more than down a strand, whatever the UVs' orientation (u and v swapped: the same)."""
+    from strata.core.garments.fabric import hair_shade
+
+    k, m = 64, 16
+    theta = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    z = np.linspace(0.0, -0.3, m)
+    verts = np.stack([np.cos(theta)[None].repeat(m, 0) * 0.09, np.sin(theta)[None].repeat(m, 0) * 0.09,
+                      z[:, None].repeat(k, 1)], -1).reshape(-1, 3)
+    uv = np.stack([(np.arange(k) / k)[None].repeat(m, 0), (np.arange(m) / m)[:, None].repeat(k, 1)], -1)
+    uv = uv.reshape(-1, 2) * 0.98 + 0.01
+    idx = np.arange(m * k).reshape(m, k)
+    quads = np.stack([idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]], -1).reshape(-1, 4)
+    faces = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    for swap in (False, True):
+        uvs = uv[:, ::-1] if swap else uv
+        shade = hair_shade(verts, faces, uvs, faces, 256, seed=1, sheen=0.0)
+        img = shade.T if swap else shade  # rows: v (down the strand), columns: u (around)
+        band = img[40:200, 20:230]
+        down = np.abs(np.diff(band, axis=0)).mean()
+        around = np.abs(np.diff(band, axis=1)).mean()
+        assert around > 4 * down, (swap, around, down)

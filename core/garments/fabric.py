@@ -45,3 +45,48 @@ def _blur_axis(image: np.ndarray, radius: int, axis: int) -> np.ndarray:
     if radius <= 0:
         return image
     return sum(np.roll(image, k, axis=axis) for k in range(-radius, radius + 1)) / (2 * radius + 1)
+
+
+def hair_shade(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, uv_faces: np.ndarray, size: int,
+               seed: int = 0, sheen: float = 0.22) -> np.ndarray:
+    """(size, size) float32 brightness factor (around 1) that makes a hair layer read as hair: strands,
+    clumps and a sheen band, painted by where each texel lies on the head, not by its UVs.
+
+    Why in 3D: a hair cap reuses the body's scalp UVs, whose layout runs any which way; strands must run down
+    from the crown whatever the atlas. A texel's strand is its angle around the vertical axis through the top
+    of the hair (with a slow wander as it falls), so strands radiate from the crown and hang straight below
+    it; clumps are wider bands of the same; the sheen is a light band a few centimetres below the top, where
+    a head's highlight sits. ``sheen`` 0 leaves it out (a photo's hair brings its own light)."""
+    from ..render.texture import fill_gutters, uv_coverage
+
+    v = np.asarray(vertices, np.float64)
+    tri, bary = uv_coverage(np.asarray(uvs, np.float32), np.asarray(uv_faces, np.int64), size)
+    covered = tri >= 0
+    f = np.asarray(faces, np.int64)[tri[covered]]
+    p = np.einsum("pk,pkd->pd", bary[covered].astype(np.float64), v[f])
+    # 1. Where each texel is: around the axis through the crown, and how far below the top.
+    top = float(v[:, 2].max())
+    crown = v[v[:, 2] > top - 0.03].mean(axis=0)
+    theta = np.arctan2(p[:, 1] - crown[1], p[:, 0] - crown[0])
+    below = top - p[:, 2]
+    # 2. Strand bundles (about three per centimetre of a head's circumference: what a texture of this size can
+    #    hold, finer aliases into blotches), wandering a little as they fall, and wider clumps.
+    rng = np.random.default_rng(seed)
+    strand = (theta + 0.015 * np.sin(below * 20.0 + 3.0 * theta)) / (2 * np.pi)
+    fine = _periodic_noise(rng, 180, strand)
+    clump = _periodic_noise(rng, 30, strand)
+    # 3. The sheen band, broken by the strands.
+    band = sheen * np.exp(-(((below - 0.055) / 0.018) ** 2)) * (1.0 + 0.8 * fine)
+    shade = np.ones((size, size), np.float32)
+    shade[covered] = np.clip(1.0 + 0.20 * fine + 0.16 * clump + band, 0.4, 1.8)
+    return fill_gutters(shade[..., None], covered)[..., 0]
+
+
+def _periodic_noise(rng: np.random.Generator, n: int, x: np.ndarray) -> np.ndarray:
+    """Smooth 1-D noise of period 1 with ``n`` knots, zero mean and unit variance, at ``x`` (linear between
+    knots)."""
+    knots = rng.normal(0.0, 1.0, n)
+    t = (np.asarray(x) % 1.0) * n
+    i = np.floor(t).astype(np.int64) % n
+    w = t - np.floor(t)
+    return (1 - w) * knots[i] + w * knots[(i + 1) % n]

@@ -17,6 +17,8 @@ from .shell import build_shell, smooth_field
 
 #: Angle (radians) around the head's vertical axis measured from the face direction (-Y).
 FACE = -np.pi / 2
+#: Metres inside the hairline over which the hair's volume and thickness grow from the skin.
+HAIRLINE_FADE = 0.03
 
 
 def scalp(frame: BodyFrame, forehead: float = 0.075, nape: float = 0.02) -> np.ndarray:
@@ -27,17 +29,48 @@ def scalp(frame: BodyFrame, forehead: float = 0.075, nape: float = 0.02) -> np.n
     phi = np.arctan2(v[:, 1] - head[1], v[:, 0] - head[0]) - FACE
     front = (1 + np.cos(phi)) / 2  # 1 at the face, 0 at the back
     line = front * (crown[2] - forehead) + (1 - front) * (neck[2] + nape)
-    return frame.part_mask("head", "neck") & (v[:, 2] > line)
+    # Skin facing away from the head's centre: not the mouth's inside (joined to the lips, so part of the skin).
+    outward = np.einsum("nd,nd->n", frame.normals, v - head) > 0
+    return frame.skin & outward & frame.part_mask("head", "neck") & (v[:, 2] > line)
 
 
-def cap(frame: BodyFrame, occupied: np.ndarray, thickness: float, lift: float) -> Piece | None:
-    """The scalp shell: ``lift`` metres off the skin (over whatever is there), ``thickness`` thick."""
+def cap(frame: BodyFrame, occupied: np.ndarray, thickness: float, lift: float,
+        reach: np.ndarray | None = None) -> Piece | None:
+    """The scalp shell: ``lift`` metres off the skin (over whatever is there, and out to ``reach`` (N,) where
+    a photo's outline stands), ``thickness`` thick, both tapering to the skin over the last few rings at the
+    hairline: hair grows out of the skin there, it does not stand off it like a helmet's rim."""
     cover = scalp(frame)
-    inner = smooth_field(frame, np.where(cover, occupied + lift, 0.0), 3)
-    piece = build_shell(frame, cover, np.maximum(inner, occupied + 0.003), thickness)
+    full = np.maximum(occupied, reach if reach is not None else occupied) + lift
+    # 1. How deep inside the hairline each scalp vertex is: 0 at the border, 1 from HAIRLINE_FADE metres in.
+    depth = _inside_by(frame, cover, HAIRLINE_FADE)
+    # 2. Volume and thickness fade towards the hairline.
+    floor = occupied + 0.002
+    inner = floor + depth * np.maximum(full - floor, 0.0)
+    inner = smooth_field(frame, np.where(cover, inner, 0.0), 2)
+    piece = build_shell(frame, cover, np.maximum(inner, floor), thickness * (0.25 + 0.75 * depth))
     if piece is not None:
         piece.joints, piece.weights = head_weights(frame, len(piece.vertices))
+        piece.hides &= depth > 0.5  # where the hair lies on the skin, the skin shows round its edge
     return piece
+
+
+def _inside_by(frame: BodyFrame, cover: np.ndarray, fade: float) -> np.ndarray:
+    """(N,) 0 at ``cover``'s border (and outside it) rising smoothly to 1 at ``fade`` metres inside."""
+    from scipy.spatial import cKDTree
+
+    f = frame.faces
+    on_border = np.zeros(len(cover), bool)
+    mixed = cover[f].any(axis=1) & ~cover[f].all(axis=1)
+    on_border[f[mixed].reshape(-1)] = True
+    on_border &= cover
+    out = np.zeros(len(cover))
+    if not on_border.any():
+        out[cover] = 1.0
+        return out
+    distance, _ = cKDTree(frame.vertices[on_border]).query(frame.vertices[cover])
+    t = np.clip(distance / fade, 0.0, 1.0)
+    out[cover] = t * t * (3 - 2 * t)
+    return out
 
 
 def curtain(frame: BodyFrame, obstacles: np.ndarray, top: float, hem: float, open_face: float,
@@ -57,6 +90,13 @@ def curtain(frame: BodyFrame, obstacles: np.ndarray, top: float, hem: float, ope
     wave = 0.5 * thickness * (np.sin(7 * theta + 0.3) + 0.5 * np.sin(13 * theta + 1.7)) * drop
     v[:, :2] += radial * wave[:, None]
     v[:, 2] -= 0.4 * thickness * (1 + np.sin(11 * theta + 0.9)) * drop**4
+    # The top sinks into the cap (no ledge where the curtain starts), and the edges beside the face thin to
+    # a strand's width instead of ending as a slab: the outer sheet comes in towards the inner one.
+    v[:, :2] -= radial * ((ease + thickness) * np.clip(1 - drop / 0.3, 0.0, 1.0) ** 2)[:, None]
+    n = len(v) // 2
+    edge = np.clip(1 - np.minimum(theta_from(v[:n, :2] - head[:2], start), theta_from(v[:n, :2] - head[:2], end,
+                                                                                         -1)) / 0.3, 0.0, 1.0)
+    v[:n, :2] -= radial[:n] * (0.8 * thickness * edge)[:, None]
     # The top follows the head; lower down the neck and upper back (the loft's nearest-skin weights).
     h = np.clip((piece.vertices[:, 2] - hem) / max(top - hem, 1e-6), 0.0, 1.0)[:, None]
     j_head, w_head = head_weights(frame, len(piece.vertices))
@@ -66,6 +106,12 @@ def curtain(frame: BodyFrame, obstacles: np.ndarray, top: float, hem: float, ope
     piece.joints, piece.weights = top4(dense)
     piece.hides[:] = False
     return piece
+
+
+def theta_from(xy: np.ndarray, angle: float, sign: int = 1) -> np.ndarray:
+    """(P,) radians from ``angle`` to each point's direction, counter-clockwise (``sign`` -1: clockwise),
+    in [0, 2 pi)."""
+    return (sign * (np.arctan2(xy[:, 1], xy[:, 0]) - angle)) % (2 * np.pi)
 
 
 def tube(frame: BodyFrame, path: np.ndarray, radii: np.ndarray, segments: int = 20) -> Piece:

@@ -150,9 +150,11 @@ class Dresser:
         skin = np.flatnonzero(self.frame.skin)
         distance, nearest = cKDTree(piece.vertices).query(self.frame.vertices[skin])
         # Under the piece: its nearest vertex lies out along the skin's normal (not beside its edge).
-        direction = (piece.vertices[nearest] - self.frame.vertices[skin]) / np.maximum(distance, 1e-9)[:, None]
-        along = np.einsum("nd,nd->n", direction, self.frame.normals[skin])
-        near = (distance < 0.08) & (along > 0.5)
+        offset = piece.vertices[nearest] - self.frame.vertices[skin]
+        along = np.einsum("nd,nd->n", offset, self.frame.normals[skin])
+        aside = np.sqrt(np.maximum(distance**2 - along**2, 0.0))
+        # Over it: out along the normal, not beside it (a collar 8 cm below the nape is not over the nape).
+        near = (distance < 0.08) & (along > 0.5 * distance) & (aside < 0.015 + 0.25 * along)
         reach = distance[near] + thickness
         idx = skin[near]
         self.occupied[idx] = np.maximum(self.occupied[idx], reach)
@@ -284,47 +286,71 @@ def shoes(d: Dresser, s: GarmentSpec) -> Piece:
 
 def hair(d: Dresser, s: GarmentSpec) -> Piece:
     f = d.frame
-    lift = 0.004 + 0.012 * s.looseness if d.outline is None else 0.0  # a photo's hair volume is in the outline
-    scalp_piece = cap(f, np.maximum(d.occupied, d.reach(s.thickness) - lift), s.thickness, lift)
+    if d.outline is None:
+        lift, reach = 0.004 + 0.012 * s.looseness, None
+    else:  # a photo's hair volume is in the outline
+        lift, reach = 0.0, d.reach(s.thickness)
+    skin_and_below = d.obstacles  # what the hanging parts fall around (the cap joins them below)
+    scalp_piece = cap(f, d.occupied, s.thickness, lift, reach)
     if scalp_piece is None:
         raise ValueError("this body has no scalp to put hair on")
     d.remember(scalp_piece, s.thickness)
     head, neck, chest = f.landmarks["head"], f.landmarks["neck"], f.landmarks["chest"]
     pieces = [scalp_piece]
     if s.style == "bob":
-        pieces.append(curtain(f, d.obstacles, head[2] + 0.05, neck[2] + 0.03, 2.2, s.thickness, lift,
+        pieces.append(curtain(f, skin_and_below, head[2] + 0.05, neck[2] + 0.03, 2.2, s.thickness, lift + 0.004,
                               curl=0.6 * s.thickness))
     elif s.style == "long":
-        pieces.append(curtain(f, d.obstacles, head[2] + 0.05, neck[2] + 0.01, 2.0, s.thickness, lift))
+        pieces.append(curtain(f, skin_and_below, head[2] + 0.05, neck[2] + 0.01, 2.0, s.thickness, lift + 0.004))
         # Down the back: as wide as the head, not the shoulders (what lies beside the spine is left out).
         hem = neck[2] - s.length * (neck[2] - chest[2]) - 0.05
         spine = d.obstacles[np.abs(d.obstacles[:, 0] - head[0]) < 0.08]
         pieces.append(curtain(f, spine, neck[2] + 0.05, hem, 2 * np.pi - 1.5, s.thickness, lift + 0.004))
     elif s.style == "ponytail":
-        pieces.append(_ponytail(d, s))
+        pieces.append(_ponytail(d, s, scalp_piece))
     elif s.style == "bun":
-        back = f.vertices[f.part_mask("head")]
-        radius = float(np.max(back[:, 1]) - head[1])
-        centre = head + np.array([0.0, radius * 0.75, radius * 0.55]) + np.array([0.0, 0.035, 0.035])
-        pieces.append(ellipsoid(f, centre, np.array([0.045, 0.04, 0.04])))
+        radii = np.array([0.045, 0.04, 0.04])
+        tie = _on_cap(scalp_piece, head, np.array([0.0, 0.6, 0.8]))
+        pieces.append(ellipsoid(f, tie + 0.6 * radii[2] * _unit(np.array([0.0, 0.6, 0.8])), radii))
     return merge(pieces)
 
 
-def _ponytail(d: Dresser, s: GarmentSpec) -> Piece:
-    """A tapered tube from the back of the head, hanging along the neck and the upper back."""
+def _on_cap(cap_piece: Piece, head: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The cap's outermost point in ``direction`` from the head's centre (where a ponytail or bun is tied)."""
+    v = cap_piece.vertices
+    u = _unit(direction)
+    offset = v - head
+    # Near the ray from the head's centre: the vertex furthest along it among those close to it.
+    along = offset @ u
+    aside = np.linalg.norm(offset - along[:, None] * u, axis=1)
+    near = aside < max(0.015, float(np.quantile(aside, 0.01)))
+    return v[near][np.argmax(along[near])]
+
+
+def _ponytail(d: Dresser, s: GarmentSpec, cap_piece: Piece) -> Piece:
+    """Tied at the back of the crown (sunk into the cap there), out a little, then hanging down the back of
+    the head and neck a finger's width off them; it swells below the tie and tapers to the ends."""
     f = d.frame
     head, neck = f.landmarks["head"], f.landmarks["neck"]
-    heights = np.linspace(head[2] + 0.01, neck[2] - 0.05 - 0.15 * s.length, 12)
-    radii = np.linspace(0.028, 0.014, len(heights))
+    tie = _on_cap(cap_piece, head, np.array([0.0, 0.85, 0.5]))
+    bottom = neck[2] - 0.05 - 0.15 * s.length
+    heights = np.linspace(tie[2], bottom, 14)
+    t = np.linspace(0.0, 1.0, len(heights))
+    radii = 0.02 + 0.014 * np.sin(np.pi * np.clip(t * 1.6, 0, 1)) * (1 - t) + 0.006 * (1 - t)
     pts = d.obstacles
     path = []
     for z, r in zip(heights, radii, strict=True):
         near = pts[(np.abs(pts[:, 2] - z) < 0.02) & (np.abs(pts[:, 0] - head[0]) < 0.05)]
-        back = float(near[:, 1].max()) if len(near) else head[1] + 0.1
-        path.append([head[0], back + r + 0.006, z])
+        back = float(near[:, 1].max()) if len(near) else tie[1]
+        path.append([head[0], back + r + 0.004, z])
     path = np.array(path)
+    path[0] = tie + np.array([0.0, 0.6 * radii[0], 0.0])  # its front sunk into the cap
     path[:, 1] = np.maximum.accumulate(path[:, 1])  # hangs out, never back into the neck
     return tube(f, path, radii)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 BUILDERS: dict[tuple[str, str], Callable[[Dresser, GarmentSpec], Piece]] = {

@@ -308,7 +308,7 @@ def _garment_layer(state: ReconstructionState, spec: GarmentSpec, piece: Piece, 
     """One garment as an asset layer: rest mesh with its own atlas, the photo's texture (``views``: the
     sources masked to it), skin, what it hides."""
     from ..cache import ModelCache
-    from ..garments.fabric import fabric_texture
+    from ..garments.fabric import fabric_texture, hair_shade
     from ..reconstruct.uv import unwrap
 
     assert state.backends is not None
@@ -320,6 +320,9 @@ def _garment_layer(state: ReconstructionState, spec: GarmentSpec, piece: Piece, 
     else:
         texture = state.backends.texture.bake(posed, piece.faces, uvs, uv_faces.astype(np.int64), seen, size=size,
                                               cache=ModelCache())  # a one-off layout: not the body's cache slot
+    if spec.kind == "hair":  # the photo's colours with strands down from the crown (its own light: no sheen)
+        shade = hair_shade(piece.vertices, piece.faces, uvs, uv_faces, size, seed=index, sheen=0.0)
+        texture = np.clip(texture.astype(np.float32) * shade[..., None], 0, 255).astype(np.uint8)
     mesh = Mesh(vertices=piece.vertices.astype(np.float32), faces=piece.faces.astype(np.uint32),
                 uvs=uvs.astype(np.float32), uv_faces=uv_faces.astype(np.uint32))
     return Layer(spec.title, spec.kind, mesh, texture=png_texture(texture), skin=skin,

@@ -21,7 +21,7 @@ from ..backends import REGISTRY
 from ..body.base import BodyModel
 from ..body.skinning import rig_from
 from ..compute import ComputeEnv
-from ..garments.fabric import fabric_texture
+from ..garments.fabric import fabric_texture, hair_shade
 from ..garments.frame import body_frame
 from ..garments.piece import Piece
 from ..garments.styles import Dresser, GarmentSpec, garment_spec
@@ -99,9 +99,19 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
 
 def garment_layer(spec: GarmentSpec, piece: Piece, shift: np.ndarray, seed: int) -> Layer:
     """One garment as an asset layer: its mesh (per-vertex UVs), fabric texture, skin and the body it hides."""
+    uvs, uv_faces = piece.uvs, piece.faces
+    texture = fabric_texture(spec.color, spec.fabric, GARMENT_TEXTURE, seed=seed)
+    if spec.kind == "hair":
+        # Strands run down from the crown in 3D; the scalp's UVs are the body's, mirrored left to right, so
+        # the hair gets an atlas of its own where every texel is one place.
+        from ..reconstruct.uv import unwrap
+
+        uvs, uv_faces = unwrap(piece.vertices, piece.faces, size=GARMENT_TEXTURE)
+        shade = hair_shade(piece.vertices, piece.faces, uvs, uv_faces, GARMENT_TEXTURE, seed=seed)
+        texture = np.clip(np.asarray(spec.color, np.float32) * shade[..., None], 0, 255).astype(np.uint8)
     mesh = Mesh(vertices=(piece.vertices + shift).astype(np.float32), faces=piece.faces.astype(np.uint32),
-                uvs=piece.uvs.astype(np.float32), uv_faces=piece.faces.astype(np.uint32))
-    texture = png_texture(fabric_texture(spec.color, spec.fabric, GARMENT_TEXTURE, seed=seed))
+                uvs=np.asarray(uvs, np.float32), uv_faces=np.asarray(uv_faces, np.uint32))
+    texture = png_texture(texture)
     return Layer(spec.title, spec.kind, mesh, texture=texture,
                  skin=Skin(joints=piece.joints.astype(np.uint16), weights=piece.weights.astype(np.float32)),
                  hides_body=np.flatnonzero(piece.hides).astype(np.uint32))

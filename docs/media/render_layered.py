@@ -2,13 +2,14 @@
 
 Run with Blender's Python (bpy):
 
-    .venv-blender/bin/python docs/media/render_layered.py OUT.png A.blend [B.blend ...] [--pose walk] [--bare]
+    .venv-blender/bin/python docs/media/render_layered.py OUT.png A.blend [B.blend ...] [--pose walk] [--bare] [--head]
 
 Each .blend is opened as written by the CLI (every garment its own object on one armature, the body's hidden
 parts behind Mask modifiers) and rendered with Workbench (textures, studio light, shadows) from the front, the
 three-quarter back and the side, orthographic, on a light grey background. ``--pose walk`` turns the thighs,
 a shin and the arms on the armature (the garments deform with it); ``--bare`` hides every garment and turns
-the body's Mask modifiers off (the body comes back whole: the masks only hide, never delete).
+the body's Mask modifiers off (the body comes back whole: the masks only hide, never delete); ``--head``
+frames the head and shoulders (hair up close).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ WALK = {"upperleg01.L": (-30, 0, 0), "lowerleg01.L": (35, 0, 0), "upperleg01.R":
         "upperarm01.L": (25, 0, 0), "upperarm01.R": (-25, 0, 0)}
 
 
-def render_one(blend: Path, pose: str | None, bare: bool, folder: Path) -> list[np.ndarray]:
+def render_one(blend: Path, pose: str | None, bare: bool, folder: Path, head: bool = False) -> list[np.ndarray]:
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     scene = bpy.context.scene
     if bare:  # garments off, and the body's masks with them: the skin under them was only hidden
@@ -54,6 +55,10 @@ def render_one(blend: Path, pose: str | None, bare: bool, folder: Path) -> list[
                           for o in meshes])
     lo, hi = pts.min(0), pts.max(0)
     target = Vector(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2))
+    extent = float(hi[2] - lo[2]) * 1.08
+    if head:  # the top fifth of the person: head, hair and shoulders
+        extent = float(hi[2] - lo[2]) * 0.22
+        target.z = float(hi[2]) - extent * 0.45
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "TEXTURE"
@@ -66,7 +71,7 @@ def render_one(blend: Path, pose: str | None, bare: bool, folder: Path) -> list[
     scene.world.color = (0.8, 0.8, 0.8)
     cam_data = bpy.data.cameras.new("gallery")
     cam_data.type = "ORTHO"
-    cam_data.ortho_scale = float(hi[2] - lo[2]) * 1.08
+    cam_data.ortho_scale = extent
     cam = bpy.data.objects.new("gallery", cam_data)
     scene.collection.objects.link(cam)
     scene.camera = cam
@@ -89,12 +94,13 @@ def main() -> None:
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
     pose = argv[argv.index("--pose") + 1] if "--pose" in argv else None
     bare = "--bare" in argv
+    head = "--head" in argv
     files = [a for a in argv if a.endswith((".blend", ".png"))]
     out, blends = Path(files[0]), [Path(f) for f in files[1:]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for blend in blends:
-            rows.append(np.concatenate(render_one(blend, pose, bare, Path(tmp)), axis=1))
+            rows.append(np.concatenate(render_one(blend, pose, bare, Path(tmp), head), axis=1))
     cols = 2 if len(rows) > 3 else 1
     while len(rows) % cols:
         rows.append(np.ones_like(rows[0]))
