@@ -14,7 +14,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from . import importer, runtime
+from . import importer, motion, runtime
 from ._lib.asset import container
 from ._lib.asset.codec import AssetError
 from ._lib.wire.jobs import JOB_SPECS, LAYER_STYLES
@@ -341,6 +341,48 @@ class STRATA_OT_import_asset(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
+def smplx_armature(obj: Any) -> Any:
+    """The SMPL-X armature ``obj`` is or belongs to (a human made with the SMPL-X rig), else None."""
+    for candidate in (obj, getattr(obj, "parent", None)):
+        if motion.is_smplx_armature(candidate):
+            return candidate
+    return None
+
+
+class STRATA_OT_load_smplx_motion(bpy.types.Operator, ImportHelper):
+    """Play an SMPL-X pose file (AMASS .npz, or an SMPL-X fit) on the selected SMPL-X human, as an action"""
+
+    bl_idname = "strata.load_smplx_motion"
+    bl_label = "Load SMPL-X Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    start: IntProperty(name="Start Frame", default=1, description="Frame the motion's first pose lands on")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if smplx_armature(context.active_object) is None:
+            cls.poll_message_set("Select a human made with the SMPL-X rig (Rig: Smplx)")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ._lib.asset.smplx_motion import PoseFileError, read_pose_file
+
+        path = Path(bpy.path.abspath(self.filepath))
+        armature = smplx_armature(context.active_object)
+        try:
+            seq = read_pose_file(path)
+        except PoseFileError as exc:
+            self.report({"ERROR"}, f"{path.name}: {exc}")
+            return {"CANCELLED"}
+        action = motion.play(armature, seq, start=self.start, name=path.stem, scene=context.scene)
+        self.report({"INFO"}, f"Strata: {seq.frames} frames of {path.name} ({seq.fps:g} fps) on {armature.name} "
+                              f"as the action '{action.name}'")
+        return {"FINISHED"}
+
+
 # ---------------------------------------------------------------------------------------------
 # generation layers list
 
@@ -453,6 +495,7 @@ CLASSES = (
     STRATA_OT_start_server,
     STRATA_OT_stop_server,
     STRATA_OT_import_asset,
+    STRATA_OT_load_smplx_motion,
     STRATA_OT_layer_add,
     STRATA_OT_layer_remove,
     STRATA_OT_layer_move,

@@ -229,5 +229,24 @@ class STRATA_PT_garments(_Panel, bpy.types.Panel):
             row.label(text=f"{obj.get('strata_layer_kind', '').capitalize()}: {obj.name}")
 
 
-CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_garments, STRATA_PT_parameters, STRATA_PT_server,
-           STRATA_PT_backends)
+class STRATA_PT_motion(_Panel, bpy.types.Panel):
+    """For a human on the SMPL-X rig: play mocap (AMASS) or SMPL-X fits on it."""
+
+    bl_idname = "STRATA_PT_motion"
+    bl_label = "Motion"
+    bl_parent_id = "STRATA_PT_main"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return operators.smplx_armature(context.active_object) is not None
+
+    def draw(self, context: bpy.types.Context) -> None:
+        col = self.layout.column(align=True)
+        col.operator("strata.load_smplx_motion", text="Load SMPL-X Motion…", icon="ARMATURE_DATA")
+        action = getattr(operators.smplx_armature(context.active_object).animation_data, "action", None)
+        if action is not None:
+            col.label(text=f"Playing: {action.name}", icon="ACTION")
+
+
+CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_garments, STRATA_PT_motion, STRATA_PT_parameters,
+           STRATA_PT_server, STRATA_PT_backends)
