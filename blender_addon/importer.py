@@ -125,6 +125,9 @@ def import_asset(
         obj = bpy.data.objects.new(layer.name, mesh)
         collection.objects.link(obj)
         _set_props(obj, {**props, "strata_layer_kind": layer.kind, "strata_layer_name": layer.name})
+        if layer.mesh.shape_keys is not None:
+            add_shape_keys(obj, layer.mesh.vertices, layer.mesh.shape_keys, layer.mesh.shape_key_names)
+            clock.lap("shape keys")
         if armature is not None:
             obj.parent = armature
             if layer.skin is not None:
@@ -426,6 +429,22 @@ def _build_armature(context: bpy.types.Context, collection: bpy.types.Collection
     if pose is not None and len(names):
         apply_pose(obj, names, pose)
     return obj, names
+
+
+#: Slider range of imported shape keys: SMPL-X's coefficients are standard deviations, ±5 covers real people.
+SHAPE_KEY_RANGE = 5.0
+
+
+def add_shape_keys(obj: bpy.types.Object, vertices: np.ndarray, keys: np.ndarray, names: Sequence[str]) -> None:
+    """A Basis and one shape key per `names` (offsets `keys` (K, N, 3) from `vertices` at value 1), all at 0,
+    sliders ±SHAPE_KEY_RANGE: a body model's shape stays editable after import (the bones keep the imported
+    shape's joints)."""
+    obj.shape_key_add(name="Basis", from_mix=False)
+    base = np.asarray(vertices, np.float32)
+    for name, offset in zip(names, np.asarray(keys, np.float32), strict=True):
+        key = obj.shape_key_add(name=str(name), from_mix=False)
+        key.data.foreach_set("co", (base + offset).ravel())
+        key.slider_min, key.slider_max, key.value = -SHAPE_KEY_RANGE, SHAPE_KEY_RANGE, 0.0
 
 
 def apply_pose(obj: bpy.types.Object, names: Sequence[str], pose: Any) -> None:

@@ -184,7 +184,7 @@ def test_file_layout_and_a_reader_written_from_the_docs(asset, tmp_path):
 def test_version_is_the_lowest_that_holds_the_asset(asset):
     """A rig pose needs schema v2 (its frame would be unknown to a v1 reader); everything else is
     still written as v1, which v1 readers (add-ons released before v2) read."""
-    assert msgpack.unpackb(encode(asset)[0])["version"] == SCHEMA_VERSION == 2
+    assert msgpack.unpackb(encode(asset)[0])["version"] == 2 and SCHEMA_VERSION == 3
     unposed = replace(asset, rig=replace(asset.rig, pose=None))
     header = msgpack.unpackb(encode(unposed)[0])
     assert header["version"] == 1 and header["rig"]["pose"] is None and header["rig"]["rest_pose"] == "A"
@@ -200,6 +200,24 @@ def test_old_asset_without_the_new_fields_decodes_with_no_pose(asset):
     out = decode([msgpack.packb(header, use_bin_type=True), *frames[1:]])
     assert out.rig.pose is None and out.rig.rest_pose == ""
     np.testing.assert_array_equal(out.rig.rest, asset.rig.rest)
+
+
+def test_shape_keys_round_trip_as_v3_and_are_checked(asset):
+    """Shape keys (a body model's shape sliders) need schema v3; their names must match their count."""
+    mesh = asset.layers[0].mesh
+    keys = np.random.default_rng(0).normal(size=(2, mesh.n_vertices, 3)).astype(np.float32)
+    keyed = replace(asset, layers=[replace(asset.layers[0], mesh=replace(mesh, shape_keys=keys,
+                                                                         shape_key_names=["Shape000", "Exp000"])),
+                                   *asset.layers[1:]])
+    frames = encode(keyed)
+    assert msgpack.unpackb(frames[0])["version"] == 3
+    out = decode(frames)
+    np.testing.assert_array_equal(out.layers[0].mesh.shape_keys, keys)
+    assert out.layers[0].mesh.shape_key_names == ["Shape000", "Exp000"]
+    header = msgpack.unpackb(frames[0], raw=False)
+    header["layers"][0]["mesh"]["shape_key_names"] = ["Shape000"]
+    with pytest.raises(AssetError, match=r"layers\[0\]\.mesh\.shape_key_names"):
+        decode([msgpack.packb(header, use_bin_type=True), *frames[1:]])
 
 
 def test_pose_round_trips_bit_exact(asset):
@@ -352,7 +370,7 @@ FRAME_CASES: dict[str, tuple[Callable[[list[bytes]], list[bytes]], str, str]] = 
     "layer not a map": (_header_edit(lambda h: h["layers"].__setitem__(1, [])), "layers[1]", "expected map"),
     "bool is not a float": (_header_edit(lambda h: h["provenance"]["timings"].update(fit=True)),
                             "provenance.timings['fit']", "expected"),
-    "wrong schema version": (_header_edit(lambda h: h.update(version=3)), "version", r"3 is not supported.*1, 2"),
+    "wrong schema version": (_header_edit(lambda h: h.update(version=4)), "version", r"4 is not supported.*1, 2, 3"),
     "bool schema version": (_header_edit(lambda h: h.update(version=True)), "version", "not supported"),
     "rest pose not a string": (_header_edit(lambda h: h["rig"].update(rest_pose=1)), "rig.rest_pose",
                                "expected str, got int"),

@@ -35,7 +35,7 @@ def test_import_is_cheap():
 def test_smplx_needs_user_files():
     with pytest.raises(BodyModelError, match="model files") as err:
         get_body_model("smplx")
-    assert "not supported yet" in str(err.value) and "anny" in str(err.value)
+    assert "SMPLX_NEUTRAL.npz" in str(err.value) and "--smplx-dir" in str(err.value)
     with pytest.raises(BodyModelError, match="/data/smplx"):
         get_body_model("SMPLX", model_path="/data/smplx")
 

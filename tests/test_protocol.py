@@ -368,11 +368,13 @@ def test_wire_tables_match_the_servers_real_tables():
     """The add-on builds its menus from exchange/wire/jobs.py without the core; these are core's tables."""
     from strata.core.backends import REGISTRY
     from strata.core.body import POSE_PRESETS
+    from strata.core.body.registry import BODY_MODELS
     from strata.core.body.rigs import ANNY_RIGS
     from strata.core.reconstruct.stages import QUALITY_PRESETS
     from strata.exchange.wire import jobs
 
     assert tuple(ANNY_RIGS) == jobs.RIGS
+    assert tuple(BODY_MODELS) == jobs.BODY_MODELS == tuple(REGISTRY.names("body_model"))
     assert tuple(POSE_PRESETS) == jobs.POSE_PRESETS
     assert tuple(QUALITY_PRESETS) == jobs.QUALITY_PRESETS
     assert ("auto", *REGISTRY.names("segmentation")) == jobs.SEGMENTERS

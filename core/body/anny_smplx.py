@@ -11,7 +11,7 @@ How it is built from anny's default rig, per shape:
    that places a SMPL-X joint; toes to the foot; root and hips to the pelvis).
 
 ``forward`` is then linear blend skinning of that rest mesh by the SMPL-X skeleton, differentiable in
-shape and pose, the same as what a Blender armature built from it does.
+shape and pose, the same as what a Blender armature built from it does (:mod:`.smplx_rig`).
 """
 
 from __future__ import annotations
@@ -23,19 +23,16 @@ import torch
 
 from .base import BodyModel, BodyOutput, topological_order
 from .joint_map import JointMap
+from .smplx_rig import batched, skinned_output
 from .smplx_skeleton import (
     ANNY_OWNER_OVERRIDES,
     ANNY_SOURCES,
-    CANONICAL,
     JAW_OFFSET,
     SMPLX_ARM_CHAINS,
     SMPLX_JOINT_MAP,
     SMPLX_JOINT_NAMES,
     SMPLX_PARENTS,
 )
-
-#: Shortest bone drawn (m): leaves (finger tips, eyes, jaw) get half their parent's length, at least this.
-MIN_BONE = 0.015
 
 
 class AnnySMPLX(BodyModel):
@@ -71,13 +68,12 @@ class AnnySMPLX(BodyModel):
         self._dense = dense / np.maximum(dense.sum(axis=1, keepdims=True), 1e-12)
         self._weights = torch.as_tensor(self._dense, dtype=torch.float32, device=self.device)
         self._order = topological_order(self.parents)
-        self._frame = torch.as_tensor(CANONICAL, dtype=torch.float32, device=self.device)
 
     # --- BodyModel -----------------------------------------------------------------------------------
 
     def forward(self, shape: Any = None, pose: Any = None, translation: Any = None) -> BodyOutput:
         # 1. The anny body in its T-pose (SMPL-X's rest), standing on the ground.
-        shape_t = _batched(shape, (self.num_shape,), self.device)
+        shape_t = batched(shape, (self.num_shape,), self.device)
         if shape_t is None:
             shape_t = torch.as_tensor(self.default_shape, device=self.device)[None]
         t_pose = self._t_pose(shape_t)
@@ -85,33 +81,13 @@ class AnnySMPLX(BodyModel):
         rest_v = anny_out.vertices
         lift = -rest_v[..., 2].amin(dim=1)
         rest_v = rest_v + _up(lift)[:, None]
-        # 2. The SMPL-X joints there, every frame the canonical one.
+        # 2. The SMPL-X joints there, then the skeleton's pose and skinning.
         heads = torch.einsum("jk,bkd->bjd", self._place, anny_out.joint_world[..., :3, 3]) + _up(lift)[:, None]
         jaw = torch.as_tensor(JAW_OFFSET, dtype=heads.dtype, device=self.device)
         heads = torch.cat([heads[:, :self._jaw], heads[:, self._jaw:self._jaw + 1] + jaw, heads[:, self._jaw + 1:]], 1)
-        b = heads.shape[0]
-        rest = torch.zeros(b, self.num_joints, 4, 4, device=self.device)
-        rest[..., :3, :3] = self._frame
-        rest[..., :3, 3] = heads
-        rest[..., 3, 3] = 1.0
-        # 3. Forward kinematics of the pose, then linear blend skinning.
-        pose_t = _batched(pose, (self.num_joints, 3, 3), self.device)
-        trans_t = _batched(translation, (3,), self.device)
-        world = _forward_kinematics(rest, self.parents, self._order, pose_t)
-        if trans_t is not None:
-            world = world.clone()
-            world[..., :3, 3] = world[..., :3, 3] + trans_t[:, None]
-        skinning = world @ torch.linalg.inv(rest)
-        per_vertex = torch.einsum("nj,bjrc->bnrc", self._weights, skinning)
-        vertices = torch.einsum("bnrc,bnc->bnr", per_vertex[..., :3, :3], rest_v) + per_vertex[..., :3, 3]
-        batch = max(vertices.shape[0], rest.shape[0])
-        return BodyOutput(
-            vertices=vertices.expand(batch, -1, -1),
-            joint_world=world.expand(batch, -1, -1, -1),
-            rest_vertices=rest_v.expand(batch, -1, -1),
-            rest_joint_world=rest.expand(batch, -1, -1, -1),
-            bone_lengths=_bone_lengths(heads, self.parents).expand(batch, -1),
-        )
+        return skinned_output(rest_v, heads, self._weights, self._order,
+                              batched(pose, (self.num_joints, 3, 3), self.device),
+                              batched(translation, (3,), self.device))
 
     def skin_weights(self, k: int | None = 4) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(-self._dense, axis=1, kind="stable")
@@ -156,51 +132,5 @@ def _owners(anny: BodyModel) -> np.ndarray:
     return out
 
 
-def _forward_kinematics(rest: torch.Tensor, parents: np.ndarray, order: list[int],
-                        pose: torch.Tensor | None) -> torch.Tensor:
-    """(B, J, 4, 4) world matrices: ``W_j = W_parent inv(R_parent) R_j P_j`` (root: ``R_j P_j``)."""
-    if pose is None:
-        return rest
-    b = max(rest.shape[0], pose.shape[0])
-    p4 = torch.zeros(pose.shape[0], pose.shape[1], 4, 4, dtype=rest.dtype, device=rest.device)
-    p4[..., :3, :3] = pose
-    p4[..., 3, 3] = 1.0
-    local = rest @ p4
-    inv_rest = torch.linalg.inv(rest)
-    world: list[torch.Tensor | None] = [None] * rest.shape[1]
-    for j in order:
-        p = int(parents[j])
-        w = local[:, j] if p < 0 else world[p] @ inv_rest[:, p] @ local[:, j]
-        world[j] = w.expand(b, 4, 4)
-    return torch.stack(world, dim=1)
-
-
-def _bone_lengths(heads: torch.Tensor, parents: np.ndarray) -> torch.Tensor:
-    """(B, J) display lengths: the distance to the first child, leaves half their parent's."""
-    lengths = torch.full(heads.shape[:2], MIN_BONE, device=heads.device)
-    children: dict[int, int] = {}
-    for j, p in enumerate(parents):
-        if p >= 0 and int(p) not in children:
-            children[int(p)] = j
-    for j in range(heads.shape[1]):
-        if j in children:
-            lengths[:, j] = torch.linalg.vector_norm(heads[:, children[j]] - heads[:, j], dim=-1).clamp_min(MIN_BONE)
-    for j in range(heads.shape[1]):
-        if j not in children and parents[j] >= 0:
-            lengths[:, j] = (0.5 * lengths[:, int(parents[j])]).clamp_min(MIN_BONE)
-    return lengths
-
-
 def _up(lift: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.zeros_like(lift), torch.zeros_like(lift), lift], dim=-1)
-
-
-def _batched(value: Any, tail: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
-    if value is None:
-        return None
-    t = torch.as_tensor(value, dtype=torch.float32, device=device)
-    if t.dim() == len(tail):
-        t = t[None]
-    if tuple(t.shape[1:]) != tail:
-        raise ValueError(f"expected shape (B, {', '.join(map(str, tail))}), got {tuple(t.shape)}")
-    return t

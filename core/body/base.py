@@ -276,8 +276,8 @@ class BodyModel(abc.ABC):
 
         Why a solver: model parameters are not metres (anny's "height" is a 0..1 blend weight whose
         effect also depends on age and gender), yet users ask for "--height 1.80". Stature is monotonic
-        in the parameter (affine, for anny), so a bracketed regula falsi (Illinois variant, with
-        bisection safety) converges in a handful of forward passes.
+        in the parameter (affine, for anny; rising or falling), so a bracketed regula falsi (Illinois
+        variant, with bisection safety) converges in a handful of forward passes.
 
         Raises:
             ValueError: if ``height_m`` is outside :meth:`height_range` for the other parameters.
@@ -293,6 +293,8 @@ class BodyModel(abc.ABC):
             return float(self.measure_height(s[None])[0]) - height_m
 
         f_lo, f_hi = f(lo), f(hi)
+        if f_lo > f_hi:  # stature falls as the parameter grows (an SMPL-X beta may): search it the other way
+            lo, hi, f_lo, f_hi = hi, lo, f_hi, f_lo
         if f_lo > 0 or f_hi < 0:
             raise ValueError(
                 f"{self.kind}: height {height_m:.3f} m is out of reach for this body; "
@@ -303,7 +305,7 @@ class BodyModel(abc.ABC):
         side = 0
         for _ in range(max_iter):
             x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo + hi)
-            if not lo < x < hi:
+            if not min(lo, hi) < x < max(lo, hi):
                 x = 0.5 * (lo + hi)
             fx = f(x)
             if abs(fx) <= tol_m:

@@ -20,18 +20,12 @@ if TYPE_CHECKING:
     from ..compute import ComputeEnv
     from .base import BodyModel
 
-#: Backend name -> rigs it offers (first = default). SMPL-X is listed so that asking for it gives a clear
-#: error rather than "unknown model".
+#: Backend name -> rigs it offers (first = default). SMPL-X needs the user's files (an unavailable error
+#: names them when they are missing).
 BODY_MODELS: dict[str, list[str]] = {
     "anny": list(ANNY_RIGS),
     "smplx": ["smplx"],
 }
-
-SMPLX_MESSAGE = (
-    "SMPL-X is not supported yet. It needs the user's own SMPL-X model files (e.g. SMPLX_NEUTRAL.npz, "
-    "downloaded after accepting the non-commercial licence at https://smpl-x.is.tue.mpg.de) at a local "
-    "path; Strata does not ship or download them. Use the 'anny' body model for now."
-)
 
 
 def available_body_models() -> dict[str, list[str]]:
@@ -51,10 +45,10 @@ def get_body_model(
     """The cached body model ``name`` with skeleton ``rig`` (None = the backend's default rig).
 
     Args:
-        name: "anny" (or "smplx", which raises :class:`BodyModelError` until it is supported).
+        name: "anny", or "smplx" (the user's model files under ``env.smplx_dir`` or ``model_path``).
         rig: for anny, one of :data:`~strata.core.body.rigs.ANNY_RIGS`.
         device: torch device for the model's tensors, when no ``env`` is given.
-        model_path: user-supplied model files (SMPL-X, later); must be None for anny.
+        model_path: the SMPL-X folder (instead of ``env.smplx_dir``); must be None for anny.
         env: the job's compute environment (device, SMPL-X folder); default: the CPU.
         cache: the model cache; default: the process cache.
 
@@ -66,17 +60,18 @@ def get_body_model(
     from ..compute import ComputeEnv
 
     name = name.lower()
-    if name == "smplx":
-        where = f" (got model_path={str(model_path)!r})" if model_path is not None else ""
-        raise BodyModelError(SMPLX_MESSAGE + where)
     if name not in BODY_MODELS:
         raise BodyModelError(f"unknown body model {name!r}; available: {sorted(BODY_MODELS)}")
-    if model_path is not None:
+    if model_path is not None and name != "smplx":
         raise BodyModelError(f"the {name!r} body model ships its own data; model_path must be None")
     rig = rig or BODY_MODELS[name][0]
     if rig not in BODY_MODELS[name]:
         raise ValueError(f"unknown rig {rig!r} for body model {name!r}; supported: {BODY_MODELS[name]}")
     env = env or ComputeEnv(device=str(device))
+    if model_path is not None:  # the SMPL-X folder given here rather than in the environment
+        from dataclasses import replace
+
+        env = replace(env, smplx_dir=Path(model_path))
     try:
         return REGISTRY.build("body_model", name, env=env, cache=cache, rig=rig)
     except BackendUnavailable as exc:
@@ -102,9 +97,22 @@ def build_anny(env: ComputeEnv, rig: str = "anny") -> BodyModel:
 
 
 def build_smplx(env: ComputeEnv, rig: str = "smplx") -> BodyModel:
-    raise BodyModelError(SMPLX_MESSAGE)
+    """The registry's builder for the user's SMPL-X model (neutral) from ``env.smplx_dir``."""
+    from .smplx_model import SMPLXBody
+
+    return SMPLXBody(env.smplx_dir, device=env.device)
 
 
 def smplx_availability(env: ComputeEnv | None = None) -> Availability:
-    """SMPL-X is reserved for its own issue: listed with the reason, never chosen by "auto"."""
-    return Availability(False, "not supported yet: it will load the user's SMPLX_*.npz from --smplx-dir")
+    """SMPL-X runs where the user's files and the ``smplx`` package are; the reason says what is missing."""
+    import importlib.util
+
+    from .smplx_model import model_file
+
+    try:
+        path = model_file(env.smplx_dir if env is not None else None)
+    except BodyModelError as exc:
+        return Availability(False, str(exc))
+    if importlib.util.find_spec("smplx") is None:
+        return Availability(False, "the 'smplx' package is not installed (pip install 'smplx==0.1.28')")
+    return Availability(True, f"SMPL-X model files at {path.parent}")

@@ -28,7 +28,15 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
     progress.report("shape", 0.0, "solving the body shape")
     named = {k: float(params[k]) for k in SHAPE_PARAMS if k in params and k in model.shape_names}
     shape = model.shape_vector(**named)
-    shape = model.solve_height(float(params.get("height", 1.70)), shape)
+    notes = []
+    try:
+        shape = model.solve_height(float(params.get("height", 1.70)), shape)
+    except ValueError as exc:
+        if model.name == "anny":
+            raise
+        # A model whose stature one coefficient cannot reach (SMPL-X's betas are fitted, not set by height):
+        # the body keeps its own, and says so.
+        notes.append(f"{exc}; the body keeps its own height.")
 
     preset = str(params.get("pose", "A"))
     progress.report("pose", 0.0, f"posing in the {preset} preset")
@@ -41,13 +49,17 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
 
     progress.report("texture", 0.0, "painting the skin texture")
     body = body_layer(model, vertices, float(params.get("skin_tone", 0.4)), int(params.get("texture_size", 2048)))
+    keys = shape_keys(model, out)
+    if keys is not None:  # a model with linear shape directions (SMPL-X): sliders that stay editable
+        body.mesh.shape_keys, body.mesh.shape_key_names = keys, list(model.shape_names)
     progress.report("assemble", 0.0, "assembling the asset")
     provenance = Provenance(
         job_kind="body",
         backends={"body_model": model.name},
-        versions=versions("anny", "torch"),
+        versions=versions("anny", "smplx", "torch") if model.name == "smplx" else versions("anny", "torch"),
         params=dict(params),
         created=now_iso(),
+        notes=notes,
     )
     params_out = BodyParams(
         model=model.name,
@@ -79,3 +91,25 @@ def body_layer(model: BodyModel, vertices: np.ndarray, skin_tone: float, texture
     )
     texture = png_texture(model.skin_texture(tone=skin_tone, size=texture_size))
     return Layer("Body", "body", mesh, texture=texture, skin=skin_from(model))
+
+
+def shape_keys(model: BodyModel, out: Any) -> np.ndarray | None:
+    """(S, N, 3) float32 shape keys of the posed body ``out`` (a ``forward`` output), or None when the model
+    has no linear shape directions (anny's phenotypes blend non-linearly).
+
+    The directions are the rest pose's; on a body stored in another pose (the A preset) each vertex's
+    offset turns with the blended rotation of its skinning, so a slider moves the skin where it now is."""
+    directions = getattr(model, "shape_directions", None)
+    if directions is None:
+        return None
+    import torch
+
+    from ..body.skinning import skinning_transforms
+
+    dirs = directions()  # (S, N, 3) in the rest
+    with torch.no_grad():
+        transforms = skinning_transforms(out.rest_joint_world[0].cpu().numpy().astype(np.float64),
+                                         out.joint_world[0].cpu().numpy().astype(np.float64))
+    joints, weights = model.skin_weights(None)
+    blended = np.einsum("nk,nkab->nab", weights.astype(np.float64), transforms[joints][..., :3, :3])
+    return np.einsum("nab,snb->sna", blended, dirs).astype(np.float32)

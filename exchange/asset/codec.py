@@ -95,6 +95,8 @@ def encode(asset: HumanAsset) -> list[Buffer]:
                     "uvs": enc.array(m.uvs, "float32"),
                     "uv_faces": enc.array(m.uv_faces, "uint32"),
                     "vertex_colors": enc.array(m.vertex_colors, "uint8"),
+                    "shape_keys": enc.array(m.shape_keys, "float32"),
+                    "shape_key_names": None if m.shape_key_names is None else [str(n) for n in m.shape_key_names],
                 },
                 "texture": None
                 if layer.texture is None
@@ -389,7 +391,16 @@ def _decode_layer(d: _Decoder, raw: Any, path: str, rig: Rig | None) -> Layer:
     if uvs is not None:
         _check_index(uv_faces, uvs.shape[0], f"{mp}.uv_faces", "uvs")
     colors = d.array(m, "vertex_colors", mp, "uint8", (n, 4), optional=True)
-    mesh = Mesh(vertices, faces, normals, uvs, uv_faces, colors)
+    keys = d.array(m, "shape_keys", mp, "float32", (None, n, 3), optional=True)
+    names = d.field(m, "shape_key_names", mp, list, optional=True)
+    if (keys is None) != (names is None):
+        raise AssetError(f"{mp}.shape_key_names", "shape_keys and shape_key_names must be given together")
+    if names is not None:
+        if len(names) != keys.shape[0] or not all(isinstance(x, str) and x for x in names):
+            raise AssetError(f"{mp}.shape_key_names", f"expected {keys.shape[0]} non-empty names, got {names!r}")
+        if len(set(names)) != len(names):
+            raise AssetError(f"{mp}.shape_key_names", "names must be unique")
+    mesh = Mesh(vertices, faces, normals, uvs, uv_faces, colors, keys, names)
 
     texture = None
     t = d.field(raw, "texture", path, dict, optional=True)

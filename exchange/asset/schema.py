@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The newest schema version, bumped on any incompatible change; decoders reject versions they do not
 know. v2 added `Rig.pose` (an array field: a v1 reader would reject its unreferenced frame, so
-v2 assets must say so) and `Rig.rest_pose`."""
+v2 assets must say so) and `Rig.rest_pose`; v3 added `Mesh.shape_keys` and `Mesh.shape_key_names`."""
 
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)
 """Versions this code decodes. A v1 asset is a v2 asset without `Rig.pose` (its meshes are in the
 rig's rest pose, whatever that is)."""
 
@@ -67,6 +67,11 @@ class Mesh:
     """(F, 3) uint32 indices into `uvs`, one per face corner; present iff `uvs` is."""
     vertex_colors: np.ndarray | None = None
     """(N, 4) uint8 sRGB RGBA per vertex."""
+    shape_keys: np.ndarray | None = None
+    """(K, N, 3) float32 offsets of `vertices` per shape key at full strength (a body model's shape and
+    expression coefficients: SMPL-X's ``Shape000``..., ``Exp000``...), in the stored rest pose."""
+    shape_key_names: list[str] | None = None
+    """K unique names, present iff `shape_keys` is."""
 
     @property
     def n_vertices(self) -> int:
@@ -199,8 +204,10 @@ class HumanAsset:
 
 
 def schema_version_for(asset: HumanAsset) -> int:
-    """The lowest schema version that holds `asset`, which is what encoders write: 2 when the rig
-    carries a pose, else 1, so assets without a pose stay readable by v1 readers."""
+    """The lowest schema version that holds `asset`, which is what encoders write: 3 when a mesh has shape
+    keys, 2 when the rig carries a pose, else 1, so older readers keep reading what they can hold."""
+    if any(layer.mesh.shape_keys is not None for layer in asset.layers):
+        return 3
     return 2 if asset.rig is not None and asset.rig.pose is not None else 1
 
 

@@ -17,6 +17,8 @@ from .protocol import ErrorCode, ProtocolError
 RIGS = ("anny", "makehuman", "game_engine", "mixamo", "cmu_mb", "smplx")
 """Skeletons of the anny body model (core/body/rigs.py ANNY_RIGS): 104, 163, 53, 52, 31 joints, and SMPL-X's
 55 placed on it (no SMPL-X file needed)."""
+BODY_MODELS = ("anny", "smplx")
+"""Body models (core/body/registry.py BODY_MODELS): anny ships offline, SMPL-X needs the user's files."""
 POSE_PRESETS = ("rest", "A", "T")
 """Body-model pose presets (core/body/base.py POSE_PRESETS)."""
 REST_POSES = ("A", "T")
@@ -174,6 +176,8 @@ JOB_SPECS: dict[str, JobSpec] = {
                 *_SHAPE,
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=POSE_PRESETS),
                 _RIG,
+                ParamSpec("body_model", str, "anny", "anny (built in), or smplx (the server's SMPL-X files; "
+                          "its own rig and shape keys)", choices=BODY_MODELS),
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin", 0.0, 1.0),
                 _TEXTURE,
             ),

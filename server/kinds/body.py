@@ -1,4 +1,5 @@
-"""`body`: a rigged, textured body from shape parameters (anny), via strata.core.pipelines.body.
+"""`body`: a rigged, textured body from shape parameters (anny, or the user's SMPL-X), via
+strata.core.pipelines.body.
 
 The pipeline is imported inside the job, so the server starts and serves every other kind while it is
 absent. The body model comes from the backend registry on the server's compute environment and stays warm
@@ -11,8 +12,6 @@ from ...exchange.asset.schema import HumanAsset
 from ...exchange.wire.jobs import JOB_SPECS
 from .base import JobContext, JobKind, load_body_model, require
 
-BODY_MODEL = "anny"
-
 
 class BodyKind(JobKind):
     spec = JOB_SPECS["body"]
@@ -21,6 +20,8 @@ class BodyKind(JobKind):
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)
-        model = load_body_model(ctx, BODY_MODEL, ctx.params["rig"], self.name)
+        name = ctx.params.get("body_model", "anny")
+        rig = "smplx" if name == "smplx" else ctx.params["rig"]  # SMPL-X comes with its own skeleton only
+        model = load_body_model(ctx, name, rig, self.name)
         with ctx.env.torch_threads():
             return pipeline.build_body(model, ctx.params, ctx.progress)

@@ -299,3 +299,23 @@ def test_asset_without_pose_imports_in_its_rest(imported, asset) -> None:
     assert arm["strata_rest_pose"] == ""
     for bone in arm.pose.bones:
         np.testing.assert_array_equal(np.array(bone.matrix_basis), np.eye(4))
+
+
+def test_shape_keys_become_sliders(fresh_scene, lib, tmp_path) -> None:
+    """A body with shape keys (SMPL-X's Shape000... / Exp000...): a Basis and one slider each, at 0,
+    ±5, and a slider at 1 moves the skin by exactly the stored offsets."""
+    asset = make_test_asset(lib.schema)
+    mesh = asset.layers[0].mesh
+    rng = np.random.default_rng(5)
+    mesh.shape_keys = rng.normal(0.0, 0.01, (3, len(mesh.vertices), 3)).astype(np.float32)
+    mesh.shape_key_names = ["Shape000", "Shape001", "Exp000"]
+    path = tmp_path / "keys.strata"
+    lib.container.save(asset, path)
+    assert bpy.ops.strata.import_asset(filepath=str(path)) == {"FINISHED"}
+    body = bpy.data.collections["keys"].objects["Body"]
+    blocks = body.data.shape_keys.key_blocks
+    assert [k.name for k in blocks] == ["Basis", "Shape000", "Shape001", "Exp000"]
+    assert all(k.value == 0.0 and k.slider_min == -5.0 and k.slider_max == 5.0 for k in blocks[1:])
+    co = np.zeros(len(mesh.vertices) * 3, np.float32)
+    blocks["Shape001"].data.foreach_get("co", co)
+    np.testing.assert_allclose(co.reshape(-1, 3) - mesh.vertices, mesh.shape_keys[1], atol=1e-6)

@@ -1,0 +1,105 @@
+"""SMPL-X from the user's own files (`--smplx-dir`), on a synthetic SMPLX_NEUTRAL.npz with the real array
+names and shapes that the test writes (SMPL-X's files are licensed: never committed, never downloaded).
+The real loading code runs on it: the `smplx` package reads the file, the body is posed by SMPL-X's
+skeleton, the `body` job makes an asset with SMPL-X bones and Shape/Exp shape keys, and a missing or wrong
+file is an error that says what to put where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("smplx")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def smplx_dir(tmp_path_factory) -> Path:
+    from synthetic_smplx import write_smplx_npz
+
+    root = tmp_path_factory.mktemp("smplx_models")
+    write_smplx_npz(root / "smplx" / "SMPLX_NEUTRAL.npz")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(smplx_dir):
+    from strata.core.body import get_body_model
+    from strata.core.compute import ComputeEnv
+
+    return get_body_model("smplx", env=ComputeEnv(smplx_dir=smplx_dir))
+
+
+def test_missing_or_wrong_files_say_what_to_put_where(tmp_path):
+    from synthetic_smplx import write_smplx_npz
+
+    from strata.core.body import BodyModelError, get_body_model
+    from strata.core.compute import ComputeEnv
+
+    for env in (ComputeEnv(), ComputeEnv(smplx_dir=tmp_path / "nowhere"), ComputeEnv(smplx_dir=tmp_path)):
+        with pytest.raises(BodyModelError) as err:
+            get_body_model("smplx", env=env)
+        text = str(err.value)
+        assert "SMPLX_NEUTRAL.npz" in text and "smpl-x.is.tue.mpg.de" in text and "--smplx-dir" in text, text
+        assert "Traceback" not in text
+    write_smplx_npz(tmp_path / "smplx" / "SMPLX_NEUTRAL.npz", joints=52)  # an SMPL+H-sized file
+    with pytest.raises(BodyModelError, match="not a usable SMPL-X model file|another hierarchy"):
+        get_body_model("smplx", env=ComputeEnv(smplx_dir=tmp_path))
+
+
+def test_the_model_is_smplx_posed_by_smplx_kinematics(model):
+    from test_body_smplx import random_pose, smplx_joints
+
+    from strata.core.body.smplx_skeleton import CANONICAL, SMPLX_JOINT_NAMES, SMPLX_PARENTS, pose_rotations
+
+    assert model.kind == "smplx" and model.joint_names == SMPLX_JOINT_NAMES and model.num_vertices == 10475
+    assert model.shape_names[:2] == ["Shape000", "Shape001"] and model.shape_names[10] == "Exp000"
+    assert len(model.faces) == 20908 and model.uv_faces.shape == (20908, 3)
+    shape = np.zeros(model.num_shape, np.float32)
+    shape[1], shape[12] = 2.0, -1.5
+    with torch.no_grad():
+        rest = model.forward(shape[None])
+    v = rest.rest_vertices[0].numpy()
+    assert abs(float(v[:, 2].min())) < 1e-5  # on the ground
+    np.testing.assert_allclose(rest.rest_joint_world[0, :, :3, :3].numpy(), np.broadcast_to(CANONICAL, (55, 3, 3)),
+                               atol=1e-6)
+    # The shape keys are exactly the shape's linear effect.
+    with torch.no_grad():
+        zero = model.forward().rest_vertices[0].numpy()
+    dirs = model.shape_directions()
+    moved, want = v - zero, 2.0 * dirs[1] - 1.5 * dirs[12]
+    np.testing.assert_allclose(moved - moved.mean(0), want - want.mean(0), atol=1e-4)  # up to the grounding
+    # A pose puts the joints where SMPL-X's kinematics puts them.
+    template = rest.rest_joint_world[0, :, :3, 3].numpy() @ CANONICAL
+    pose = random_pose(np.random.default_rng(4))
+    with torch.no_grad():
+        posed = model.forward(shape[None], pose_rotations(pose)[0][None]).joint_world[0, :, :3, 3].numpy()
+    want = smplx_joints(template, SMPLX_PARENTS, pose) @ CANONICAL.T
+    np.testing.assert_allclose(posed - posed[0], want - want[0], atol=2e-4)
+
+
+def test_the_body_job_on_the_users_files(smplx_dir, tmp_path):
+    """Through a server started with --smplx-dir: `welcome` says SMPL-X is there, `body --body-model smplx`
+    gives SMPL-X bones and one shape key per coefficient, in the stored (A) pose."""
+    from conftest import running_server
+
+    from strata.exchange.client import Client
+
+    with running_server(tmp_path / "data", smplx_dir=smplx_dir) as (server, address), \
+            Client(address, timeout=30) as client:
+        server.probe.wait(60)
+        backends = client.hello()["capabilities"]["backends"]
+        assert backends["body_model"]["smplx"]["ok"], backends["body_model"]["smplx"]
+        asset = client.run("body", {"body_model": "smplx", "texture_size": 256, "height": 1.7})
+    mesh = asset.layer("body").mesh
+    assert asset.rig.joint_names[0] == "pelvis" and len(asset.rig.joint_names) == 55
+    assert asset.body.model == "smplx" and asset.provenance.backends["body_model"] == "smplx"
+    assert mesh.shape_key_names[:1] == ["Shape000"] and mesh.shape_keys.shape == (20, 10475, 3)
+    assert float(np.abs(mesh.shape_keys).max()) > 0.0
+    with running_server(tmp_path / "data2") as (server, address), Client(address, timeout=30) as client:
+        server.probe.wait(60)
+        reason = client.hello()["capabilities"]["backends"]["body_model"]["smplx"]["reason"]
+        assert "--smplx-dir" in reason
