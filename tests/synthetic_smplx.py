@@ -68,9 +68,10 @@ def write_smplx_npz(path: Path, *, seed: int = 0, uvs: bool = True, joints: int 
         "dynamic_lmk_faces_idx": rng.integers(0, N_FACES, (79, 17)),
         "dynamic_lmk_bary_coords": np.full((79, 17, 3), 1 / 3),
     }
-    if uvs:
-        arrays["vt"] = rng.uniform(0.0, 1.0, (11313, 2))
-        arrays["ft"] = rng.integers(0, 11313, (N_FACES, 3))
+    if uvs:  # a grid in index order: the faces (consecutive indices) are small in UV space, as real ones are
+        i = np.arange(11313)
+        arrays["vt"] = np.stack([(i % 107) / 107, (i // 107) / 107], axis=1) + rng.uniform(0, 1e-3, (11313, 2))
+        arrays["ft"] = faces.copy()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path

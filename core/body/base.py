@@ -298,7 +298,8 @@ class BodyModel(abc.ABC):
         if f_lo > 0 or f_hi < 0:
             raise ValueError(
                 f"{self.kind}: height {height_m:.3f} m is out of reach for this body; "
-                f"{param} in [{lo}, {hi}] gives {f_lo + height_m:.3f} .. {f_hi + height_m:.3f} m "
+                f"{param} in [{min(lo, hi)}, {max(lo, hi)}] gives {min(f_lo, f_hi) + height_m:.3f} .. "
+                f"{max(f_lo, f_hi) + height_m:.3f} m "
                 "(change age/gender or the other parameters)"
             )
         x = lo
