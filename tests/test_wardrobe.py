@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from strata.core.body import get_body_model
 from strata.core.garments.frame import body_frame
@@ -11,7 +14,7 @@ from strata.core.garments.piece import is_closed
 from strata.core.imaging.masks import mask_iou
 from strata.core.pipelines.synthetic_dressed import make_dressed_person, outfit_labels
 from strata.core.reconstruct.evaluate import posed_layers, render_mask, textured_union
-from strata.core.reconstruct.wardrobe import labels, read_outfit
+from strata.core.reconstruct.wardrobe import labels, read_outfit, skin_like
 from strata.core.render.camera import camera_from_dict
 
 SIZE = (768, 576)
@@ -86,6 +89,12 @@ def test_photo_comes_back_in_layers(model, seed):
         np.testing.assert_allclose(g.skin.weights.sum(1), 1.0, atol=1e-4)
         assert len(g.hides_body) > 0 and g.hides_body.max() < len(body.mesh.vertices)
         assert g.texture is not None and g.mesh.uvs.min() >= 0.0 and g.mesh.uvs.max() <= 1.0
+        # No skin on the cloth (a hand beside a thigh is the body's), unless the cloth is skin-coloured.
+        texels = np.asarray(Image.open(io.BytesIO(g.texture.data)).convert("RGB"))
+        colour = np.asarray(Image.open(io.BytesIO(g.texture.data)).convert("RGB")).reshape(-1, 3).mean(0)
+        skin = tuple(outfit["skin_rgb"])
+        if not skin_like(colour.astype(np.uint8).reshape(1, 1, 3), skin)[0, 0]:
+            assert skin_like(texels, skin).mean() < 0.02, (g.name, skin_like(texels, skin).mean())
     # 3. The rest pose stands on the ground; posed by the rig the layers cover the photo's person.
     assert abs(min(float(layer.mesh.vertices[:, 2].min()) for layer in asset.layers)) < 1e-4
     assert _front_iou(asset, person.cutout[..., 3] / 255.0) >= 0.93

@@ -18,8 +18,8 @@ first carries a surface carved from views onto the body's topology, so the views
   4. every layer posed into the photo's pose by the rig, and the photo's pixels shared out by which layer
      is in front (a layer map rendered in the photo camera; on the views paths, in each view's);
   5. textures: the body's from its own pixels over painted skin of the person's tone (covered skin is skin,
-     not the clothes spread over it); each garment's from its pixels, unseen parts filled from the seen
-     (a plausible back), in a UV atlas of its own (xatlas);
+     not the clothes spread over it); each garment's from its pixels but not the skin-coloured ones (a hand
+     resting on it), unseen parts filled from the seen (a plausible back), in a UV atlas of its own (xatlas);
   6. the whole stood on the ground again in both poses (shoes can reach below the clothed surface's soles).
 """
 
@@ -127,6 +127,7 @@ def dress_layers(state: ReconstructionState) -> None:
     """9. The garments built, posed and textured; the body under them (module docstring)."""
     from ..backends import REGISTRY
     from ..garments.shell import smooth_field
+    from ..reconstruct.wardrobe import skin_like
 
     assert state.outfit is not None and state.rest_surface is not None and state.rig is not None
     assert state.body is not None and state.backends is not None
@@ -180,10 +181,16 @@ def dress_layers(state: ReconstructionState) -> None:
         posed[0], faces[0], np.asarray(body.uvs, np.float32), np.asarray(body.uv_faces, np.int64),
         _layer_views(sources, owners, 0), size=size, base=base, progress=progress)
     state.garment_layers = []
+    bare = [skin_like(view.image, state.outfit.skin_rgb) for view in sources]
     for i, ((spec, piece), skin) in enumerate(zip(pieces, skins, strict=True), start=1):
         progress.report("dress", 0.6 + 0.4 * i / len(pieces), f"texturing the {spec.kind}")
-        state.garment_layers.append(_garment_layer(state, spec, piece, skin, posed[i],
-                                                   _layer_views(sources, owners, i), i))
+        views = _layer_views(sources, owners, i)
+        if not _skin_coloured(spec.color, state.outfit.skin_rgb):
+            # A hand on a knee, an arm across the chest: skin the layer map gives a garment (the posed
+            # body is never exactly the photo's) is the body's, not the cloth's.
+            views = [replace(v, mask=np.where(b, 0.0, v.mask).astype(np.float32)) for v, b in zip(views, bare,
+                                                                                                    strict=True)]
+        state.garment_layers.append(_garment_layer(state, spec, piece, skin, posed[i], views, i))
     # 6. The whole on the ground again (shoes reach below the clothed surface's soles), in both poses.
     _reground(state, posed)
 
@@ -295,6 +302,13 @@ def _layer_map(state: ReconstructionState, posed: list[np.ndarray], faces: list[
     rows = np.minimum((np.arange(h) * k).astype(int), mh - 1)
     cols = np.minimum((np.arange(w) * k).astype(int), mw - 1)
     return small[rows[:, None], cols[None, :]]
+
+
+def _skin_coloured(colour: tuple[int, int, int], skin_rgb: tuple[int, int, int]) -> bool:
+    """Whether a garment's colour passes for the person's skin (then its skin-coloured pixels are its own)."""
+    from ..reconstruct.wardrobe import skin_like
+
+    return bool(skin_like(np.asarray(colour, np.uint8).reshape(1, 1, 3), skin_rgb)[0, 0])
 
 
 def _layer_views(sources: list[View], owners: list[np.ndarray], layer: int) -> list[View]:

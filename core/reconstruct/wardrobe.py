@@ -362,6 +362,16 @@ def _spec(kind: str, style: str, rgb: tuple[int, int, int] | None, **values: flo
     return replace(spec, looseness=0.0, **values)
 
 
+def skin_like(image: np.ndarray, skin_rgb: tuple[int, int, int] | np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of ``image`` (H, W, 3+) uint8 that have the colour of skin ``skin_rgb``, by the
+    same measure that reads sleeve lengths (CIELAB, lightness weighed less)."""
+    import cv2
+
+    lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    ref = cv2.cvtColor(np.asarray(skin_rgb, np.float32).reshape(1, 1, 3) / 255.0, cv2.COLOR_RGB2LAB)[0, 0]
+    return _distance(lab, ref) < SKIN_DISTANCE
+
+
 def _distance(lab: np.ndarray, ref: np.ndarray) -> np.ndarray:
     d = lab - np.asarray(ref, np.float32)
     return np.sqrt((d[..., 0] / LIGHTNESS_SCALE) ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2)
