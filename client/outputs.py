@@ -6,6 +6,8 @@
                   (it drives Blender; it is not part of every install)
 
 `check_output` runs BEFORE a job is submitted, so nobody waits minutes for a result that cannot be saved.
+A human on SMPL-X's skeleton also gets ``<name>_smplx.npz`` beside it: its pose as an SMPL-X fit
+(``global_orient``, ``body_pose``, ... ``transl``), which SMPL-X tools and the add-on's motion loader read.
 """
 
 from __future__ import annotations
@@ -56,4 +58,27 @@ def write_output(path: Path, frames: Sequence[Any]) -> Path:
             export(staged, path)
         finally:
             staged.unlink(missing_ok=True)
+    write_smplx_pose(path, frames)
     return path
+
+
+def write_smplx_pose(path: Path, frames: Sequence[Any]) -> Path | None:
+    """``<path stem>_smplx.npz`` with the asset's pose as an SMPL-X fit when its rig is SMPL-X's, else None."""
+    import numpy as np
+
+    from ..exchange.asset.smplx_motion import fit_from_rig
+
+    asset = codec.decode(frames)
+    rig = asset.rig
+    arrays = None if rig is None else fit_from_rig(rig.joint_names, rig.parents, rig.rest, rig.pose)
+    if arrays is None:
+        return None
+    body = asset.body
+    if body is not None and body.model == "smplx":  # the user's SMPL-X: its coefficients too
+        names = list(body.shape_names)
+        shape = np.asarray(body.shape, np.float32)
+        for key, prefix in (("betas", "Shape"), ("expression", "Exp")):
+            arrays[key] = shape[[i for i, n in enumerate(names) if n.startswith(prefix)]][None]
+    out = path.with_name(f"{path.stem}_smplx.npz")
+    np.savez(out, **arrays, gender=np.array("neutral"), model_type=np.array("smplx"))
+    return out

@@ -149,3 +149,43 @@ def test_a_photo_and_a_body_on_the_smplx_rig(rig):
     iou = mask_iou(render_mask(vertices, faces, camera_from_dict(asset.body.extra["camera"])),
                    person.cutout[..., 3] > 127)
     assert iou > 0.9, iou
+
+
+def test_a_pose_on_the_rig_is_written_as_an_smplx_fit(rig, tmp_path):
+    """The pose an asset's SMPL-X armature carries (any local rotations, on the A rest the rig step stores)
+    comes out as SMPL-X axis-angles that SMPL-X's own kinematics turn into the same joints; the file the
+    CLI writes beside exports reads back as those poses."""
+    from scipy.spatial.transform import Rotation
+
+    from strata.client.outputs import write_smplx_pose
+    from strata.core.body.skinning import posed_world
+    from strata.core.body.smplx_skeleton import CANONICAL, SMPLX_PARENTS
+    from strata.exchange.asset import encode
+    from strata.exchange.asset.schema import HumanAsset, Layer, Mesh, Provenance, Rig
+    from strata.exchange.asset.smplx_motion import fit_from_rig, read_pose_file
+
+    a_pose = rig.pose_preset("A")
+    with torch.no_grad():
+        t_rest = rig.forward().rest_joint_world[0].numpy().astype(np.float64)
+        a_rest = rig.forward(pose=a_pose).joint_world[0].numpy().astype(np.float64)
+    local = np.tile(np.eye(4), (55, 1, 1))
+    local[:, :3, :3] = Rotation.from_rotvec(np.random.default_rng(2).normal(0, 0.4, (55, 3))).as_matrix()
+    local[0, :3, 3] = (0.05, -0.1, 0.02)
+    joints = posed_world(a_rest, SMPLX_PARENTS, local)[:, :3, 3]
+    fit = fit_from_rig(rig.joint_names, rig.parents, a_rest, local)
+    rotvecs = np.concatenate([fit[k].reshape(-1, 3) for k in ("global_orient", "body_pose", "jaw_pose", "leye_pose",
+                                                                 "reye_pose", "left_hand_pose", "right_hand_pose")])
+    want = smplx_joints(t_rest[:, :3, 3] @ CANONICAL, SMPLX_PARENTS, rotvecs.reshape(-1)) @ CANONICAL.T
+    np.testing.assert_allclose(joints - joints[0], want - want[0], atol=2e-4)
+    np.testing.assert_allclose(CANONICAL @ fit["transl"][0], a_rest[0, :3, :3] @ local[0, :3, 3], atol=1e-6)
+    assert fit_from_rig(["pelvis"], np.array([-1]), a_rest[:1], None) is None  # not SMPL-X's skeleton
+    # Beside an export: the CLI's side file, read back as the same poses.
+    triangle = Layer("Body", "body", Mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]], np.uint32)))
+    armature = Rig("anny/smplx", rig.joint_names, rig.parents, a_rest.astype(np.float32),
+                   np.full(55, 0.05, np.float32), pose=local.astype(np.float32), rest_pose="A")
+    asset = HumanAsset("pose", [triangle], Provenance("test"), rig=armature)
+    path = write_smplx_pose(tmp_path / "human.glb", encode(asset))
+    assert path == tmp_path / "human_smplx.npz"
+    seq = read_pose_file(path)
+    assert seq.up == "Y" and seq.frames == 1
+    np.testing.assert_allclose(seq.rotations[0], Rotation.from_rotvec(rotvecs).as_matrix(), atol=1e-5)

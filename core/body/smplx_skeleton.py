@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from strata.exchange.asset.smplx_motion import SMPLX_JOINT_NAMES, SMPLX_PARENTS, axis_angle_to_matrix, pose_rotations
+from strata.exchange.asset.smplx_motion import (
+    CANONICAL,
+    SMPLX_JOINT_NAMES,
+    SMPLX_PARENTS,
+    axis_angle_to_matrix,
+    pose_rotations,
+)
 
 from .joint_map import JointMap, SideJoints
 
 __all__ = ["SMPLX_JOINT_NAMES", "SMPLX_PARENTS", "axis_angle_to_matrix", "pose_rotations", "CANONICAL",
            "ANNY_SOURCES", "ANNY_OWNER_OVERRIDES", "JAW_OFFSET", "SMPLX_JOINT_MAP", "SMPLX_ARM_CHAINS"]
-
-#: SMPL-X's canonical frame (X left, Y up, Z forward) in Strata's world (X left, Z up, facing -Y): the
-#: columns are where the canonical axes go. Every SMPL-X bone's rest frame.
-CANONICAL: np.ndarray = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 _FINGERS = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}  # anny's finger numbers
 

@@ -35,6 +35,10 @@ SMPLX_PARENTS: np.ndarray = np.array(
      20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
      21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53], np.int32)
 
+#: SMPL-X's canonical frame (X left, Y up, Z forward) in Strata's world (X left, Z up, facing -Y): the
+#: columns are where the canonical axes go; every SMPL-X bone's rest frame in the T rest.
+CANONICAL: np.ndarray = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
 #: SMPL-X fit arrays in joint order: (key, first joint, joints).
 FIT_KEYS: tuple[tuple[str, int, int], ...] = (
     ("global_orient", 0, 1), ("body_pose", 1, 21), ("jaw_pose", 22, 1), ("leye_pose", 23, 1),
@@ -138,3 +142,35 @@ def read_pose_file(source: str | Path | bytes) -> PoseSequence:
     if len(trans) != len(rotations):
         raise PoseFileError(f"{len(rotations)} poses but {len(trans)} translations")
     return PoseSequence(rotations=rotations, translation=trans, fps=fps, up=up)
+
+
+def matrix_to_axis_angle(r: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotations -> (..., 3) axis-angle vectors (angle in [0, pi])."""
+    q = rotation_to_quaternion(r)
+    w = np.clip(q[..., :1], -1.0, 1.0)
+    xyz = q[..., 1:]
+    s = np.linalg.norm(xyz, axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(s, w)
+    return np.where(s > 1e-12, xyz / np.maximum(s, 1e-12) * angle, 2.0 * xyz)
+
+
+def fit_from_rig(joint_names: list[str], parents: np.ndarray, rest: np.ndarray,
+                 pose: np.ndarray | None) -> dict[str, np.ndarray] | None:
+    """An SMPL-X fit file's arrays (the layout :func:`read_pose_file` reads as ``up == "Y"``) for an asset
+    rig in SMPL-X's joints, or None for any other rig.
+
+    ``rest`` (J, 4, 4) are the bones' rest matrices and ``pose`` (J, 4, 4) their local poses (the asset's
+    ``Rig.rest`` and ``Rig.pose``). A rest other than SMPL-X's T (the A-pose's arms) is taken out bone by bone:
+    ``R_j = B_parent^T B_j L_j``; the root's rotation is read in SMPL-X's canonical world, and ``transl`` is
+    the pelvis's move from its rest, in that world."""
+    if list(joint_names) != SMPLX_JOINT_NAMES or not np.array_equal(np.asarray(parents), SMPLX_PARENTS):
+        return None
+    b = np.asarray(rest, np.float64)[:, :3, :3]
+    local = np.tile(np.eye(4), (55, 1, 1)) if pose is None else np.asarray(pose, np.float64)
+    rot = np.empty((55, 3, 3))
+    for j, p in enumerate(SMPLX_PARENTS):
+        rot[j] = (CANONICAL.T @ b[j] @ local[j, :3, :3]) if p < 0 else (b[p].T @ b[j] @ local[j, :3, :3])
+    aa = matrix_to_axis_angle(rot)
+    out = {key: aa[start:start + count].reshape(1, -1).astype(np.float32) for key, start, count in FIT_KEYS}
+    out["transl"] = (CANONICAL.T @ b[0] @ local[0, :3, 3]).reshape(1, 3).astype(np.float32)
+    return out
