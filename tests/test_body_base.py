@@ -26,6 +26,7 @@ from strata.core.render.texture import fill_gutters, uv_coverage
 def test_import_is_cheap():
     code = (
         "import sys, strata.core.body, strata.core.body.registry, strata.core.body.texture\n"
+        "strata.core.body.registry.smplx_availability(None)  # the server's capability probe calls it\n"
         "heavy = [m for m in ('torch', 'anny', 'warp', 'scipy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

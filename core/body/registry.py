@@ -107,7 +107,7 @@ def smplx_availability(env: ComputeEnv | None = None) -> Availability:
     """SMPL-X runs where the user's files and the ``smplx`` package are; the reason says what is missing."""
     import importlib.util
 
-    from .smplx_model import model_file
+    from .smplx_files import model_file
 
     try:
         path = model_file(env.smplx_dir if env is not None else None)
