@@ -75,7 +75,7 @@ def get_body_model(
     try:
         return REGISTRY.build("body_model", name, env=env, cache=cache, rig=rig)
     except BackendUnavailable as exc:
-        raise BodyModelError(f"the {name} body model {exc.message.split(': ', 1)[-1]}") from None
+        raise BodyModelError(exc.message.replace(f"{name} body_model backend", f"{name} body model")) from None
 
 
 def body_model_key(name: str, rig: str, env: ComputeEnv) -> str:
