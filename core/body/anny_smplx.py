@@ -22,20 +22,17 @@ import numpy as np
 import torch
 
 from .base import BodyModel, BodyOutput, topological_order
-from .joint_map import JointMap
-from .smplx_rig import batched, skinned_output
+from .smplx_rig import SMPLXSkeletonMixin, batched, skinned_output
 from .smplx_skeleton import (
     ANNY_OWNER_OVERRIDES,
     ANNY_SOURCES,
     JAW_OFFSET,
-    SMPLX_ARM_CHAINS,
-    SMPLX_JOINT_MAP,
     SMPLX_JOINT_NAMES,
     SMPLX_PARENTS,
 )
 
 
-class AnnySMPLX(BodyModel):
+class AnnySMPLX(SMPLXSkeletonMixin, BodyModel):
     """anny's body and shape parameters with SMPL-X's skeleton (module docstring)."""
 
     name = "anny"
@@ -88,23 +85,6 @@ class AnnySMPLX(BodyModel):
         return skinned_output(rest_v, heads, self._weights, self._order,
                               batched(pose, (self.num_joints, 3, 3), self.device),
                               batched(translation, (3,), self.device))
-
-    def skin_weights(self, k: int | None = 4) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(-self._dense, axis=1, kind="stable")
-        k = self.num_joints if k is None else int(k)
-        idx = order[:, :k]
-        w = np.take_along_axis(self._dense, idx, axis=1)
-        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-        return idx.astype(np.int64), w.astype(np.float32)
-
-    def arm_chain(self, side: str) -> tuple[str, str, str]:
-        if side not in SMPLX_ARM_CHAINS:
-            raise ValueError(f"side must be 'L' or 'R', got {side!r}")
-        return SMPLX_ARM_CHAINS[side]
-
-    @property
-    def joint_map(self) -> JointMap:
-        return SMPLX_JOINT_MAP
 
     def face_parts(self) -> Any:
         return self._anny.face_parts()

@@ -23,13 +23,12 @@ import numpy as np
 import torch
 
 from .base import BodyModel, BodyModelError, BodyOutput, topological_order
-from .joint_map import JointMap
 from .smplx_files import expected_layout, model_file
-from .smplx_rig import batched, skinned_output
-from .smplx_skeleton import CANONICAL, SMPLX_ARM_CHAINS, SMPLX_JOINT_MAP, SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from .smplx_rig import SMPLXSkeletonMixin, batched, skinned_output
+from .smplx_skeleton import CANONICAL, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
 
-class SMPLXBody(BodyModel):
+class SMPLXBody(SMPLXSkeletonMixin, BodyModel):
     """SMPL-X from the user's files (module docstring)."""
 
     name = "smplx"
@@ -47,6 +46,7 @@ class SMPLXBody(BodyModel):
         self._shapedirs = torch.einsum("nds,ed->nes", data["shapedirs"], c)
         self._regressor = data["J_regressor"]
         self._weights = data["weights"]
+        self._dense = self._weights.numpy().astype(np.float64)
         for name in ("_template", "_shapedirs", "_regressor", "_weights"):
             setattr(self, name, getattr(self, name).to(self.device))
         # 2. The static attributes every body model has.
@@ -77,23 +77,6 @@ class SMPLXBody(BodyModel):
         return skinned_output(rest_v, heads, self._weights, self._order,
                               batched(pose, (self.num_joints, 3, 3), self.device),
                               batched(translation, (3,), self.device))
-
-    def skin_weights(self, k: int | None = 4) -> tuple[np.ndarray, np.ndarray]:
-        dense = self._weights.cpu().numpy().astype(np.float64)
-        k = self.num_joints if k is None else int(k)
-        idx = np.argsort(-dense, axis=1, kind="stable")[:, :k]
-        w = np.clip(np.take_along_axis(dense, idx, axis=1), 0.0, None)
-        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-        return idx.astype(np.int64), w.astype(np.float32)
-
-    def arm_chain(self, side: str) -> tuple[str, str, str]:
-        if side not in SMPLX_ARM_CHAINS:
-            raise ValueError(f"side must be 'L' or 'R', got {side!r}")
-        return SMPLX_ARM_CHAINS[side]
-
-    @property
-    def joint_map(self) -> JointMap:
-        return SMPLX_JOINT_MAP
 
     def shape_directions(self) -> np.ndarray:
         """(S, N, 3) how each shape coefficient moves the rest mesh, per unit (the shape keys)."""

@@ -12,10 +12,35 @@ import numpy as np
 import torch
 
 from .base import BodyOutput
-from .smplx_skeleton import CANONICAL, SMPLX_PARENTS
+from .joint_map import JointMap
+from .smplx_skeleton import CANONICAL, SMPLX_ARM_CHAINS, SMPLX_JOINT_MAP, SMPLX_PARENTS
 
 #: Shortest bone drawn (m): leaves (finger tips, eyes, jaw) get half their parent's length, at least this.
 MIN_BONE = 0.015
+
+
+class SMPLXSkeletonMixin:
+    """What every body on SMPL-X's skeleton answers the same way, from its dense (N, 55) skin weights
+    ``_dense``: top-k influences, the arm chains for the pose presets, the joint map by role."""
+
+    _dense: np.ndarray
+    num_joints: int
+
+    def skin_weights(self, k: int | None = 4) -> tuple[np.ndarray, np.ndarray]:
+        k = self.num_joints if k is None else int(k)
+        idx = np.argsort(-self._dense, axis=1, kind="stable")[:, :k]
+        w = np.clip(np.take_along_axis(self._dense, idx, axis=1), 0.0, None)
+        w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        return idx.astype(np.int64), w.astype(np.float32)
+
+    def arm_chain(self, side: str) -> tuple[str, str, str]:
+        if side not in SMPLX_ARM_CHAINS:
+            raise ValueError(f"side must be 'L' or 'R', got {side!r}")
+        return SMPLX_ARM_CHAINS[side]
+
+    @property
+    def joint_map(self) -> JointMap:
+        return SMPLX_JOINT_MAP
 
 
 def batched(value: object, tail: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
