@@ -53,7 +53,7 @@ modules import only numpy, msgpack, zmq, the standard library and their siblings
 SHARED_EXCLUDED = ("asset/synthetic.py",)
 """Test fixtures of the shared package that the add-on does not need."""
 
-ALLOWED_IMPORTS = frozenset({"bpy", "bpy_extras", "mathutils", "addon_utils", "numpy", "zmq", "msgpack"})
+ALLOWED_IMPORTS = frozenset({"bpy", "bpy_extras", "mathutils", "addon_utils", "blf", "numpy", "zmq", "msgpack"})
 """Top-level modules the add-on may import besides the standard library and its own relative modules."""
 
 REQUIRED_MANIFEST_KEYS = ("schema_version", "id", "version", "name", "tagline", "maintainer", "type",

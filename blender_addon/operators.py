@@ -237,10 +237,11 @@ class STRATA_OT_connect(bpy.types.Operator):
 
 
 class STRATA_OT_release(bpy.types.Operator):
-    """Free the server's GPU memory: unload its cached models (the next job loads them again)"""
+    """Unload the server's cached models and free the memory they hold (GPU or CPU); the next job loads them
+    again"""
 
     bl_idname = "strata.release"
-    bl_label = "Free GPU Memory"
+    bl_label = "Free Memory"
     bl_options = {"REGISTER"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:

@@ -5,7 +5,6 @@ device, with how much memory free; what stage the job is in and how far along; t
 still alive (heartbeat age); and when something fails, what to do about it.
 """
 
-import textwrap
 from typing import Any
 
 import bpy
@@ -48,9 +47,61 @@ def photo_icon(path: str) -> int:
     return preview.icon_id
 
 
-def _wrapped(layout: bpy.types.UILayout, text: str, width: int = 48, icon: str = "NONE") -> None:
+#: Pixels (at UI scale 1) a label loses to the panel's and a box's margins, and to an icon.
+TEXT_MARGIN, ICON_WIDTH = 40, 22
+#: Share of the rest a measured line may fill: labels are drawn with padding and hinting the font measure
+#: does not see (at 1.0 lines a word too long were cut with "..." in Blender 4.3's sidebar).
+TEXT_FIT = 0.84
+
+
+def wrap_lines(text: str, width_px: float, measure: Any) -> list[str]:
+    """``text`` broken at spaces into lines no wider than ``width_px`` by ``measure(str) -> px``; a word
+    wider than a line gets a line of its own, cut at characters (a long path)."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if measure(candidate) <= width_px:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            while measure(word) > width_px and len(word) > 1:  # cut a word longer than a line
+                cut = max(1, max(k for k in range(1, len(word) + 1) if measure(word[:k]) <= width_px or k == 1))
+                lines.append(word[:cut])
+                word = word[cut:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def _measure(context: bpy.types.Context) -> tuple[Any, float]:
+    """(text width in pixels of Blender's UI font at this scale, the scale)."""
+    scale = context.preferences.system.ui_scale or 1.0  # 0 without a window (background mode)
+    points = context.preferences.ui_styles[0].widget.points or 11.0
+    try:
+        import blf
+
+        blf.size(0, points * scale)
+        if not 0.3 * points * scale < blf.dimensions(0, "M")[0] < 2.0 * points * scale:
+            raise RuntimeError("no usable font metrics")
+        return (lambda t: blf.dimensions(0, t)[0]), scale
+    except Exception:  # no font metrics (background mode): a typical glyph's width
+        return (lambda t: 0.55 * points * scale * len(t)), scale
+
+
+def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE",
+             context: bpy.types.Context | None = None) -> None:
+    """``text`` as labels wrapped to the sidebar's real width (measured with the UI font), so no word is cut
+    at any sidebar width; the icon on the first line, the rest indented under it."""
+    context = context or bpy.context
+    measure, scale = _measure(context)
+    region = getattr(context, "region", None)
+    width = (region.width if region is not None and region.width > 1 else 300 * scale)
+    usable = TEXT_FIT * (width - (TEXT_MARGIN + (ICON_WIDTH if icon != "NONE" else 0)) * scale)
     col = layout.column(align=True)
-    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
+    for i, line in enumerate(wrap_lines(text, max(usable, 60 * scale), measure) or [""]):
         col.label(text=line, icon=icon if i == 0 else "BLANK1" if icon != "NONE" else "NONE")
 
 
@@ -124,16 +175,16 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
                 box.progress(factor=job.fraction, type="BAR", text=f"{label} ({job.fraction:.0%})")
                 age = job.heartbeat_age
                 alive = "server alive" if age < 3.0 else f"no word from the server for {age:.0f} s"
-                box.label(text=f"{job.kind} {job.job_id[:8]} | {job.state} | {job.elapsed:.0f} s | {alive}",
-                          icon="TIME")
+                _wrapped(box, f"{job.kind} {job.job_id[:8]} | {job.state} | {job.elapsed:.0f} s | {alive}",
+                         icon="TIME", context=context)
             box.operator("strata.cancel", icon="CANCEL")
 
         if session.problem is not None:
             box = layout.box()
-            _wrapped(box, session.problem.message, icon="ERROR")
-            _wrapped(box, session.problem.advice, icon="INFO")
+            _wrapped(box, session.problem.message, icon="ERROR", context=context)
+            _wrapped(box, session.problem.advice, icon="INFO", context=context)
         elif runtime.RUNTIME.imported:
-            layout.label(text=f"Last import: {runtime.RUNTIME.imported[-1]}", icon="CHECKMARK")
+            _wrapped(layout, f"Last import: {runtime.RUNTIME.imported[-1]}", icon="CHECKMARK", context=context)
 
 
 class STRATA_PT_parameters(_Panel, bpy.types.Panel):
@@ -170,16 +221,20 @@ class STRATA_PT_server(_Panel, bpy.types.Panel):
         if not session.address:
             layout.label(text=f"Not connected ({runtime.prefs(context).address})", icon=icon)
         else:
-            _wrapped(layout, session.status_line(), icon=icon)
+            _wrapped(layout, session.status_line(), icon=icon, context=context)
         row = layout.row(align=True)
         row.operator("strata.connect", icon="LINKED")
         row.operator("strata.release", icon="TRASH")
+        if session.last_released:  # the answer to Free Memory: what it unloaded
+            models = session.last_released.get("models", [])
+            _wrapped(layout, f"Freed {len(models)} model(s)" + (f": {', '.join(map(str, models))}" if models else ""),
+                     icon="INFO", context=context)
         p = runtime.prefs(context)
         if getattr(p, "start_local", False):
             row = layout.row(align=True)
             if rt.server is not None and rt.server.running:
                 row.operator("strata.stop_server", icon="PAUSE")
-                layout.label(text=f"pid {rt.server.pid}, log: {rt.server.log_path}", icon="TEXT")
+                _wrapped(layout, f"pid {rt.server.pid}, log: {rt.server.log_path}", icon="TEXT", context=context)
             else:
                 row.operator("strata.start_server", icon="PLAY")
         layout.operator("strata.import_asset", icon="IMPORT")
@@ -202,7 +257,7 @@ class STRATA_PT_backends(_Panel, bpy.types.Panel):
         col = layout.column(align=True)
         for text, state in lines:
             if state == "unavailable":
-                _wrapped(col, text, icon="BLANK1")
+                _wrapped(col, text, icon="BLANK1", context=context)
             else:
                 col.label(text=text, icon="CHECKMARK" if state == "runs" else "ERROR")
 

@@ -183,3 +183,36 @@ def test_backends_panel_lists_what_runs_and_why_not(addon, runtime) -> None:
     labels = " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
     assert "Rasterizer: torch" in labels and "needs CUDA" in labels
     assert not ok and "needs CUDA" in why
+
+
+def test_messages_wrap_to_the_sidebars_width_without_cutting_words(addon, runtime) -> None:
+    """wrap_lines keeps every line within the width the sidebar gives (measured, not counted in characters),
+    keeps words whole and cuts only a word longer than a line; a narrow and a wide sidebar both show the
+    whole problem text."""
+    import importlib
+
+    panel = importlib.import_module(f"{MODULE}.panel")
+    text = ("The smplx body model cannot run here: no SMPL-X folder is set; register at "
+            "https://smpl-x.is.tue.mpg.de and put SMPLX_NEUTRAL.npz in /home/artist/models/smplx")
+
+    def measure(t):
+        return 7.0 * len(t)  # a fixed-pitch font of 7 px
+
+    for width in (150, 260, 600):
+        lines = panel.wrap_lines(text, width, measure)
+        assert all(measure(line) <= width for line in lines), (width, lines)
+        assert " ".join(lines).split() == text.split() or "".join(lines).replace(" ", "") == text.replace(" ", "")
+        if width >= 260:  # lines break at spaces only: every word whole on its line
+            assert {w for line in lines for w in line.split()} == set(text.split())
+    assert len(panel.wrap_lines(text, 600, measure)) < len(panel.wrap_lines(text, 150, measure))
+    rt = runtime.RUNTIME
+    session_mod = importlib.import_module(f"{MODULE}.session")
+    saved = rt.session
+    rt.session = session_mod.Session(address="tcp://127.0.0.1:1", connected=True)
+    try:
+        rt.session.problem = session_mod.explain("unavailable", text)
+        log = _draw(bpy.types.STRATA_PT_main)
+    finally:
+        rt.session = saved
+    shown = " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
+    assert "SMPLX_NEUTRAL.npz" in shown and "…" not in shown and "..." not in shown.replace("...", "", 0)
