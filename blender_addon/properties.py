@@ -133,12 +133,27 @@ def _photo_changed(self: Any, context: bpy.types.Context) -> None:
     from . import panel
 
     panel.forget_preview(self.photo)
+    _forget_input_problem()
+
+
+def _mode_changed(self: Any, context: bpy.types.Context) -> None:
+    _forget_input_problem()
+
+
+def _forget_input_problem() -> None:
+    """A message about the last photo or mode goes once the user picks another (it no longer applies)."""
+    from . import runtime
+
+    session = runtime.RUNTIME.session
+    if session.problem is not None and session.problem.about_inputs:
+        session.problem = None
 
 
 class STRATA_PG_settings(bpy.types.PropertyGroup):
     """Everything the Strata panel edits, stored with the scene (so it is saved in the .blend)."""
 
-    mode: EnumProperty(name="Mode", items=MODES, default="RECONSTRUCT", description="What to make")
+    mode: EnumProperty(name="Mode", items=MODES, default="RECONSTRUCT", description="What to make",
+                       update=_mode_changed)
     photo: StringProperty(name="Photo", subtype="FILE_PATH", update=_photo_changed,
                           description="A photo of one person (PNG, JPEG or WebP)")
     reconstruct: PointerProperty(type=RECONSTRUCT_PARAMS)

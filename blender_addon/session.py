@@ -27,7 +27,7 @@ ADVICE: dict[str, str] = {
     "invalid_params": "A setting is out of range for this server. Reset it to its default and run again.",
     "invalid_input": "The photo could not be read. Use a PNG, JPEG or WebP photo of one person.",
     "too_large": "The input is larger than the server accepts. Use a smaller photo.",
-    "no_person": "No person was found in the photo. Use a photo in which one person is fully visible.",
+    "no_person": "Use a photo in which one person is fully visible, against a plain or uncluttered background.",
     "several_people": "Several people are in the photo. Crop it to one person, or untick 'strict'.",
     "busy": "The server's queue is full. Wait for running jobs to finish, then run again.",
     "cancelled": "The job was cancelled; nothing was imported.",
@@ -36,10 +36,14 @@ ADVICE: dict[str, str] = {
     "no_photo": "Pick a photo first (the folder icon next to 'Photo').",
     "unsupported_version": "The add-on and the server speak different protocol versions. Update both.",
     "shutting_down": "The server is shutting down. Start it again, then run again.",
-    "out_of_memory": "The GPU ran out of memory. Press 'Free GPU memory', pick a faster quality preset, or close "
+    "out_of_memory": "The GPU ran out of memory. Press 'Free Memory', pick a faster quality preset, or close "
                      "other GPU programs.",
 }
 """Error code -> what the user can do. Codes not listed get the generic advice."""
+
+#: Problems about the inputs the user picks: a new photo, or another mode, makes them stale.
+INPUT_PROBLEMS = frozenset({"no_photo", "invalid_input", "too_large", "no_person", "several_people",
+                            "invalid_params", "no_generate", "unavailable", "cancelled"})
 
 GENERIC_ADVICE = "See the server log for details, then run again. If it keeps failing, report it with the log."
 
@@ -55,6 +59,11 @@ class Problem:
     @property
     def text(self) -> str:
         return f"{self.message} {self.advice}".strip()
+
+    @property
+    def about_inputs(self) -> bool:
+        """Whether the user's next choice of photo or mode makes this problem stale."""
+        return self.code in INPUT_PROBLEMS
 
 
 def explain(code: str, message: str, detail: dict[str, Any] | None = None) -> Problem:

@@ -216,3 +216,30 @@ def test_messages_wrap_to_the_sidebars_width_without_cutting_words(addon, runtim
         rt.session = saved
     shown = " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
     assert "SMPLX_NEUTRAL.npz" in shown and "…" not in shown and "..." not in shown.replace("...", "", 0)
+
+
+def test_a_message_about_the_inputs_goes_when_the_user_changes_them(addon, runtime, tmp_path) -> None:
+    """An error about the last photo or mode is stale once another photo or mode is picked; a connection
+    problem stays (it is about the server, not the inputs); 'no person' does not repeat itself."""
+    import importlib
+
+    session_mod = importlib.import_module(f"{MODULE}.session")
+    rt = runtime.RUNTIME
+    settings = bpy.context.scene.strata
+    saved = rt.session
+    rt.session = session_mod.Session(address="tcp://127.0.0.1:1", connected=True)
+    try:
+        settings.mode = "RECONSTRUCT"
+        rt.session.problem = session_mod.explain("no_person", "no person found")
+        assert "No person" not in rt.session.problem.advice
+        settings.photo = str(tmp_path / "another.png")
+        assert rt.session.problem is None
+        rt.session.problem = session_mod.explain("invalid_params", "layers: at most one style per layer")
+        settings.mode = "BODY"
+        assert rt.session.problem is None
+        rt.session.problem = session_mod.explain("server_lost", "the server stopped answering")
+        settings.mode = "RECONSTRUCT"
+        settings.photo = str(tmp_path / "third.png")
+        assert rt.session.problem is not None and rt.session.problem.code == "server_lost"
+    finally:
+        rt.session = saved
