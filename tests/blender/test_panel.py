@@ -243,3 +243,18 @@ def test_a_message_about_the_inputs_goes_when_the_user_changes_them(addon, runti
         assert rt.session.problem is not None and rt.session.problem.code == "server_lost"
     finally:
         rt.session = saved
+
+
+def test_choices_read_as_words_with_explanations(addon) -> None:
+    """Rigs and body models show what they are (not 'Cmu mb'); texture sizes in pixels; the quality's
+    preference choice says so."""
+    settings = bpy.context.scene.strata
+    rig = settings.body.bl_rna.properties["rig"]
+    titles = {item.identifier: (item.name, item.description) for item in rig.enum_items}
+    assert titles["cmu_mb"][0] == "CMU mocap (31)" and "BVH" in titles["cmu_mb"][1]
+    assert titles["smplx"][0] == "SMPL-X (55)" and "AMASS" in titles["smplx"][1]
+    models = {item.identifier: item.name for item in settings.body.bl_rna.properties["body_model"].enum_items}
+    assert models == {"anny": "anny (built in)", "smplx": "SMPL-X (your files)"}
+    assert settings.body.bl_rna.properties["texture_size"].subtype == "PIXEL"
+    quality = settings.reconstruct.bl_rna.properties["quality"]
+    assert quality.enum_items[0].name == "As in preferences"
