@@ -95,10 +95,13 @@ def import_asset(
     parent_collection: bpy.types.Collection | None = None,
     use_normals: bool = True,
     select: bool = True,
+    at_cursor: bool = True,
 ) -> ImportResult:
     """Create a new collection holding `asset`: an armature (when it has a rig) and one mesh object
     per layer, parented to the armature, skinned, with materials; garments hide the body under them
-    with a MASK modifier. Never reuses existing data-blocks, so importing twice gives two humans."""
+    with a MASK modifier. Never reuses existing data-blocks, so importing twice gives two humans. Objects
+    are named after the human (``<name> Body``, ``<name> T-shirt``, ``<name> Rig``) and stand at the 3D
+    cursor when ``at_cursor``."""
     context = context or bpy.context
     clock = _Clock()
     scene, view_layer = scene_and_view_layer(context)
@@ -122,7 +125,7 @@ def import_asset(
         mesh = build_mesh(layer.name, layer.mesh, use_normals=use_normals, clock=clock)
         mesh.materials.append(build_material(f"{collection.name} {layer.name}", layer, mesh))
         clock.lap("materials")
-        obj = bpy.data.objects.new(layer.name, mesh)
+        obj = bpy.data.objects.new(f"{collection.name} {layer.name}", mesh)  # "Body", "Body.001": whose?
         collection.objects.link(obj)
         _set_props(obj, {**props, "strata_layer_kind": layer.kind, "strata_layer_name": layer.name})
         if layer.mesh.shape_keys is not None:
@@ -139,7 +142,7 @@ def import_asset(
     if body is not None:
         for layer, obj in built:
             if layer.hides_body is not None and len(layer.hides_body) and layer.kind != "body":
-                obj["strata_mask_modifier"] = add_mask(body, obj.name, layer.hides_body).name
+                obj["strata_mask_modifier"] = add_mask(body, layer.name, layer.hides_body).name
         clock.lap("masks")
     if armature is not None:  # after the masks: hide first, then deform what is left
         for layer, obj in built:
@@ -147,6 +150,10 @@ def import_asset(
                 obj.modifiers.new("Armature", "ARMATURE").object = armature
         clock.lap("modifiers")
     objects = {obj.name: obj for _, obj in built}
+    if at_cursor:  # beside the last human, where the artist points, not on top of it at the origin
+        cursor = scene.cursor.location.copy()
+        for obj in [armature] if armature is not None else [obj for _, obj in built]:
+            obj.location = cursor
     if select:
         _select(view_layer, armature, list(objects.values()))
     return ImportResult(collection, armature, objects, clock.timings, weight_calls)

@@ -90,7 +90,8 @@ class _JobOperator:
                                                     f"No server answered at {rt.session.address}.")
             self.report({"ERROR"}, problem.text)
             return {"CANCELLED"}
-        token = runtime.submit(context, kind, params, image=image, source_image=source)
+        name = Path(source).stem if source else ""  # a photo's human is named after the photo
+        token = runtime.submit(context, kind, params, image=image, source_image=source, name=name)
         if not sync:
             self.report({"INFO"}, f"Strata: {kind} job sent to {rt.session.address}")
             return {"FINISHED"}

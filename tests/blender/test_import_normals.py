@@ -32,7 +32,7 @@ def _import(lib, tmp_path, asset, name: str) -> dict[str, bpy.types.Object]:
     path = tmp_path / f"{name}.strata"
     lib.container.save(asset, path)
     assert bpy.ops.strata.import_asset(filepath=str(path), name=name) == {"FINISHED"}
-    return {obj.name: obj for obj in bpy.data.collections[name].objects}
+    return {obj.get("strata_layer_name", obj.name): obj for obj in bpy.data.collections[name].objects}
 
 
 def _evaluated_corner_normals(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:

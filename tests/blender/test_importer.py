@@ -43,7 +43,9 @@ def imported(fresh_scene, asset_file: Path):
 
 
 def _objects(collection):
-    return {obj.name: obj for obj in collection.objects}
+    """The collection's objects by layer name (meshes are named "<collection> <layer>") and the rig by name."""
+    return {obj.get("strata_layer_name", obj.name) if obj.type == "MESH" else obj.name: obj
+            for obj in collection.objects}
 
 
 def test_collection_objects_and_properties(imported, asset) -> None:
@@ -166,11 +168,11 @@ def test_garment_masks_body_without_deleting(imported, asset) -> None:
     evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     assert len(evaluated.vertices) == len(body.data.vertices) - len(hides)
     # Hiding the garment from the panel shows the body under it; showing it hides the body again.
-    assert bpy.ops.strata.garment_visibility(garment="Top") == {"FINISHED"}
+    assert bpy.ops.strata.garment_visibility(garment=objs["Top"].name) == {"FINISHED"}
     assert objs["Top"].hide_viewport and objs["Top"].hide_render and not mask.show_viewport
     evaluated = body.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     assert len(evaluated.vertices) == len(body.data.vertices)
-    assert bpy.ops.strata.garment_visibility(garment="Top") == {"FINISHED"}
+    assert bpy.ops.strata.garment_visibility(garment=objs["Top"].name) == {"FINISHED"}
     assert not objs["Top"].hide_viewport and mask.show_viewport and mask.show_render
 
 
@@ -247,8 +249,9 @@ def test_import_is_one_undo_step(fresh_scene, posed_file: Path, posed_asset) -> 
     assert bpy.ops.ed.redo() == {"FINISHED"}
     human = bpy.data.collections["undoable"]
     objs = {obj.name: obj for obj in human.objects}
-    assert set(objs) == {"Body", "Top", "Shoes", "undoable Rig"}
-    assert len(objs["Body"].vertex_groups) > 0 and objs["Body"].modifiers["Armature"].object is objs["undoable Rig"]
+    assert set(objs) == {"undoable Body", "undoable Top", "undoable Shoes", "undoable Rig"}  # named after the human
+    body = objs["undoable Body"]
+    assert len(body.vertex_groups) > 0 and body.modifiers["Armature"].object is objs["undoable Rig"]
     bones = objs["undoable Rig"].pose.bones
     for name, pose in zip(posed_asset.rig.joint_names, posed_asset.rig.pose, strict=True):
         np.testing.assert_allclose(np.array(bones[name].matrix_basis), pose, atol=1e-5)
@@ -312,10 +315,25 @@ def test_shape_keys_become_sliders(fresh_scene, lib, tmp_path) -> None:
     path = tmp_path / "keys.strata"
     lib.container.save(asset, path)
     assert bpy.ops.strata.import_asset(filepath=str(path)) == {"FINISHED"}
-    body = bpy.data.collections["keys"].objects["Body"]
+    body = bpy.data.collections["keys"].objects["keys Body"]
     blocks = body.data.shape_keys.key_blocks
     assert [k.name for k in blocks] == ["Basis", "Shape000", "Shape001", "Exp000"]
     assert all(k.value == 0.0 and k.slider_min == -5.0 and k.slider_max == 5.0 for k in blocks[1:])
     co = np.zeros(len(mesh.vertices) * 3, np.float32)
     blocks["Shape001"].data.foreach_get("co", co)
     np.testing.assert_allclose(co.reshape(-1, 3) - mesh.vertices, mesh.shape_keys[1], atol=1e-6)
+
+
+def test_a_human_lands_at_the_3d_cursor_named_after_itself(fresh_scene, asset_file) -> None:
+    """Two imports do not pile up at the origin: each stands where the 3D cursor is, its objects named after
+    it ("<name> Body"), so the second human's are not "Body.001"."""
+    fresh_scene.cursor.location = (1.5, -2.0, 0.0)
+    assert bpy.ops.strata.import_asset(filepath=str(asset_file), name="first") == {"FINISHED"}
+    fresh_scene.cursor.location = (-1.0, 0.5, 0.0)
+    assert bpy.ops.strata.import_asset(filepath=str(asset_file), name="second") == {"FINISHED"}
+    for name, where in (("first", (1.5, -2.0, 0.0)), ("second", (-1.0, 0.5, 0.0))):
+        objs = {o.name for o in bpy.data.collections[name].objects}
+        assert objs == {f"{name} Body", f"{name} Top", f"{name} Shoes", f"{name} Rig"}
+        assert tuple(bpy.data.objects[f"{name} Rig"].location) == pytest.approx(where)
+        body = bpy.data.objects[f"{name} Body"]
+        assert tuple(body.matrix_world.translation) == pytest.approx(where)  # parented: it moves with the rig
