@@ -401,8 +401,7 @@ def _build_armature(context: bpy.types.Context, collection: bpy.types.Collection
     """
     data = bpy.data.armatures.new(name)
     data.display_type = "OCTAHEDRAL"
-    obj = bpy.data.objects.new(name, data)
-    obj.show_in_front = True
+    obj = bpy.data.objects.new(name, data)  # drawn as Blender draws bones (not in front of the mesh)
     rest = np.asarray(rig.rest, dtype=np.float64)
     lengths = np.asarray(rig.lengths, dtype=np.float64)
     parents = np.asarray(rig.parents).tolist()

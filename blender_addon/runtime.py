@@ -32,6 +32,8 @@ PACKAGE = __package__
 TICK_BUSY = 0.1
 """Timer interval while a job runs: progress and the heartbeat age stay live."""
 TICK_IDLE = 0.5
+#: While a job runs with no news, the sidebar redraws this often (seconds): its clock shows whole seconds.
+BUSY_REDRAW_S = 1.0
 FORCE_ASYNC = False
 """Tests set this to run the UI (asynchronous) path in background mode, calling `tick()` by hand."""
 FORCE_UNDO = False
@@ -58,6 +60,8 @@ class Runtime:
     cancel_tokens: set[int] = field(default_factory=set)
     imported: list[str] = field(default_factory=list)
     """Names of the collections results were imported into, oldest first."""
+    last_redraw: float = 0.0
+    """When the sidebar was last asked to redraw (monotonic seconds)."""
 
 
 RUNTIME = Runtime()
@@ -270,7 +274,10 @@ def tick() -> float | None:
         rt.session.problem = Problem("internal", f"The add-on failed to handle a server message: {exc!r}",
                                      "Please report this with the system console output.")
         changed = True
-    if changed or rt.session.busy:
+    # The sidebar only, and only when something changed; while a job runs, once a second for its clock.
+    now = time.monotonic()
+    if changed or (rt.session.busy and now - rt.last_redraw >= BUSY_REDRAW_S):
+        rt.last_redraw = now
         _redraw()
     return TICK_BUSY if rt.session.busy else TICK_IDLE
 
@@ -318,10 +325,14 @@ def _import_result(update: Update) -> None:
 
 
 def _redraw() -> None:
+    """Tag the 3D views' sidebars (where the panel is) for a redraw; the viewports themselves redraw when
+    the scene changes, which an import does."""
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
     for window in wm.windows:
         for area in window.screen.areas:
             if area.type == "VIEW_3D":
-                area.tag_redraw()
+                for region in area.regions:
+                    if region.type == "UI":
+                        region.tag_redraw()

@@ -258,3 +258,35 @@ def test_choices_read_as_words_with_explanations(addon) -> None:
     assert settings.body.bl_rna.properties["texture_size"].subtype == "PIXEL"
     quality = settings.reconstruct.bl_rna.properties["quality"]
     assert quality.enum_items[0].name == "As in preferences"
+
+
+def test_a_running_job_redraws_the_sidebar_once_a_second_not_every_tick(addon, runtime, monkeypatch) -> None:
+    """No news from the server: the sidebar redraws for the job's clock once a second, not ten times; news
+    redraws at once."""
+    import importlib
+    import types as _types
+
+    rt_mod = runtime
+    session_mod = importlib.import_module(f"{MODULE}.session")
+    rt = rt_mod.RUNTIME
+    calls = []
+    monkeypatch.setattr(rt_mod, "_redraw", lambda: calls.append(1))
+    news = []
+    saved_session, saved_conn = rt.session, rt.connection
+    rt.session = session_mod.Session(address="tcp://127.0.0.1:1", connected=True)
+    rt.session.jobs["abc"] = session_mod.JobView("abc", "body", 1)
+    rt.connection = _types.SimpleNamespace(drain=lambda: [news.pop()] if news else [])
+    try:
+        rt.last_redraw = 0.0
+        for _ in range(10):
+            rt_mod.tick()
+        assert len(calls) == 1
+        rt.last_redraw -= 1.1
+        rt_mod.tick()
+        assert len(calls) == 2
+        update = importlib.import_module(f"{MODULE}.connection").Update
+        news.append(update("progress", "abc", {"stage": "fit", "fraction": 0.5}))
+        rt_mod.tick()
+        assert len(calls) == 3
+    finally:
+        rt.session, rt.connection = saved_session, saved_conn
