@@ -177,12 +177,18 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
                 alive = "server alive" if age < 3.0 else f"no word from the server for {age:.0f} s"
                 _wrapped(box, f"{job.kind} {job.job_id[:8]} | {job.state} | {job.elapsed:.0f} s | {alive}",
                          icon="TIME", context=context)
-            box.operator("strata.cancel", icon="CANCEL")
+            if job is not None and job.cancelling:
+                _wrapped(box, "Cancelling… the server stops the job at its next step.", icon="CANCEL",
+                         context=context)
+            else:
+                box.operator("strata.cancel", icon="CANCEL")
 
         if session.problem is not None:
             box = layout.box()
             _wrapped(box, session.problem.message, icon="ERROR", context=context)
             _wrapped(box, session.problem.advice, icon="INFO", context=context)
+        elif session.notice:
+            _wrapped(layout, session.notice, icon="INFO", context=context)
         elif runtime.RUNTIME.imported:
             _wrapped(layout, f"Last import: {runtime.RUNTIME.imported[-1]}", icon="CHECKMARK", context=context)
 

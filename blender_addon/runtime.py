@@ -169,6 +169,7 @@ def cancel_current() -> bool:
     job = rt.session.current
     if job is not None:
         rt.connection.cancel(job.job_id)
+        job.cancelling = True
         return True
     if rt.session.waiting:
         rt.cancel_tokens.update(rt.session.waiting)

@@ -90,6 +90,8 @@ class JobView:
     fraction: float = 0.0
     text: str = ""
     state: str = "queued"
+    cancelling: bool = False
+    """The user asked to cancel; the server stops it at its next progress step."""
 
     @property
     def heartbeat_age(self) -> float:
@@ -116,6 +118,8 @@ class Session:
     finished: dict[int, Update] = field(default_factory=dict)
     """Terminal update (result or failed) per token, for callers that wait on a token."""
     last_released: dict[str, Any] = field(default_factory=dict)
+    notice: str = ""
+    """News that is not a problem (a job cancelled as asked), shown until the next job."""
 
     # -- updates ------------------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Session:
             token = int(data["token"])
             self.waiting.pop(token, None)
             self.jobs[update.job_id] = JobView(update.job_id, str(data.get("kind", "")), token)
-            self.problem = None
+            self.problem, self.notice = None, ""
         elif kind in ("progress", "heartbeat"):
             job = self.jobs.get(update.job_id)
             if job is not None:
@@ -165,7 +169,10 @@ class Session:
             code = str(data.get("code", "job_failed"))
             if code == "unknown_job_kind" and data.get("kind") == "generate":
                 code = "no_generate"
-            self.problem = explain(code, str(data.get("message", "")), data.get("detail"))
+            if code == "cancelled":  # what the user asked for: news, not an error
+                self.notice = ADVICE["cancelled"]
+            else:
+                self.problem = explain(code, str(data.get("message", "")), data.get("detail"))
         elif kind == "released":
             self.last_released = dict(data)
         return None

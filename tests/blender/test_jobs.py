@@ -92,10 +92,17 @@ def test_cancel(connected, fresh_scene) -> None:
     _drive(runtime, lambda: session.current is not None and session.current.stage == "hold")
     started = time.monotonic()
     assert bpy.ops.strata.cancel() == {"FINISHED"}
+    # Until the server stops it, the panel says it is cancelling (no second Cancel button).
+    assert session.current is not None and session.current.cancelling
+    from .test_panel import _draw
+
+    log = _draw(bpy.types.STRATA_PT_main)
+    assert "Cancelling" in " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
+    assert not [args for name, args, _ in log if name == "operator" and args[0] == "strata.cancel"]
     _drive(runtime, lambda: not session.busy)
     assert time.monotonic() - started < 3.0
-    assert session.problem is not None and session.problem.code == "cancelled"
-    assert "nothing was imported" in session.problem.advice
+    # A cancel the user asked for is news, not an error.
+    assert session.problem is None and "nothing was imported" in session.notice
     assert not _collections("Strata echo")
 
 
