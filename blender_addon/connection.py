@@ -30,6 +30,11 @@ JOB_POLL = 0.05
 """How long the worker waits for server events while jobs run: also the worst-case cancel latency."""
 REFRESH_EVERY = 15.0
 """Seconds between status refreshes (device, memory, loaded models) while idle and connected."""
+ALIVE_EVERY = 2.0
+"""Seconds between pings while idle and connected, so a server that stopped shows as gone within a few
+seconds (not at the next refresh)."""
+ALIVE_TIMEOUT = 1.5
+"""How long such a ping waits for the answer."""
 
 
 @dataclass
@@ -93,6 +98,7 @@ class Connection:
         self._tokens = 0
         self._token_lock = threading.Lock()
         self._last_refresh = 0.0
+        self._last_alive = 0.0
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
 
@@ -169,10 +175,28 @@ class Connection:
         if name:
             getattr(self, f"_cmd_{name}")(**args)
             return
+        now = time.monotonic()
         if self._jobs and self._client is not None:
             self._pump_events()
-        elif self._client is not None and time.monotonic() - self._last_refresh > REFRESH_EVERY:
+        elif self._client is not None and now - self._last_refresh > REFRESH_EVERY:
             self._cmd_refresh()
+        elif self._client is not None and now - max(self._last_alive, self._last_refresh) > ALIVE_EVERY:
+            self._check_alive(now)
+
+    def _check_alive(self, now: float) -> None:
+        """A quick ping; no answer means the server is gone (the panel says so at once)."""
+        client = self._client
+        saved = getattr(client, "timeout", None)
+        try:
+            if saved is not None:
+                client.timeout = min(saved, ALIVE_TIMEOUT)
+            client.ping()
+            self._last_alive = now
+        except Exception as exc:
+            self._unavailable(exc)
+        finally:
+            if saved is not None and self._client is client:
+                client.timeout = saved
 
     def _close(self) -> None:
         if self._client is not None:
@@ -184,7 +208,9 @@ class Connection:
         """The server went away: forget the socket (a new one reconnects cleanly) and the jobs."""
         self._close()
         for job_id in list(self._jobs):
-            self._post("failed", job_id, code="server_lost", message=str(exc), detail={})
+            self._post("failed", job_id, code="server_lost", detail={"reason": str(exc)},
+                       message=f"The connection to the server was lost while job {job_id} ran; if the server "
+                               f"still runs, its result can be fetched later (strata fetch {job_id})")
         self._jobs.clear()
         self._post("disconnected", code="server_unavailable", message=str(exc))
 

@@ -35,6 +35,13 @@ class FakeClient:
         self.fail_on_poll = fail_on_poll
         self.calls: list[tuple] = []
         self.kinds = kinds
+        self.alive = True
+        self.timeout = 5.0
+
+    def ping(self):
+        if not self.alive:
+            raise self.mods.client.ServerUnavailable("tcp://fake:1", self.timeout, "ping")
+        return 0.001
 
     def hello(self):
         self.calls.append(("hello",))
@@ -139,6 +146,7 @@ def test_server_lost_mid_job(mods) -> None:
     finally:
         conn.stop()
     assert session.finished[token].data["code"] == "server_lost"
+    assert "strata fetch job1" in session.finished[token].data["message"]  # the job was lost, not the result
     assert not session.connected
     assert session.problem.code == "server_unavailable"
     assert "strata-server" in session.problem.advice
@@ -194,3 +202,21 @@ def test_worker_refuses_a_kind_the_server_lacks(mods) -> None:
         conn.stop()
     assert not any(call[0] == "submit" for call in fake.calls)
     assert session.problem.code == "no_generate" and "no 'generate' job" in session.problem.message
+
+
+def test_a_server_that_stops_shows_as_gone_within_seconds(mods, monkeypatch) -> None:
+    """Idle and connected, the worker pings every few seconds: a server that stops answering is reported
+    gone at once, not at the next status refresh."""
+    monkeypatch.setattr(mods.connection, "ALIVE_EVERY", 0.2)
+    fake = FakeClient(mods)
+    conn, session = _start(mods, fake)
+    try:
+        conn.connect()
+        _pump(conn, session, lambda s, u: s.connected)
+        fake.alive = False
+        started = time.monotonic()
+        _pump(conn, session, lambda s, u: not s.connected, timeout=3.0)
+        assert time.monotonic() - started < 2.0
+        assert session.problem is not None and session.problem.code == "server_unavailable"
+    finally:
+        conn.stop()
