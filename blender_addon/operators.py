@@ -385,6 +385,36 @@ class STRATA_OT_load_smplx_motion(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
+class STRATA_OT_open_folder(bpy.types.Operator):
+    """Open a folder of Strata's in the system's file browser (the results, or the local server's log)"""
+
+    bl_idname = "strata.open_folder"
+    bl_label = "Open Folder"
+    bl_options = {"REGISTER"}
+
+    path: StringProperty(name="Path", default="", description="The folder, or a file in it")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        target = Path(bpy.path.abspath(self.path))
+        folder = target if target.is_dir() else target.parent
+        if not folder.is_dir():
+            self.report({"ERROR"}, f"{folder} does not exist (any more)")
+            return {"CANCELLED"}
+        bpy.ops.wm.path_open(filepath=str(folder))
+        return {"FINISHED"}
+
+
+def result_file(context: bpy.types.Context) -> str:
+    """The saved result of the selected human (or of the last import): where its .strata file is."""
+    obj = context.active_object
+    for collection in ([*obj.users_collection] if obj is not None else []):
+        if collection.get("strata_result_file"):
+            return str(collection["strata_result_file"])
+    last = runtime.RUNTIME.imported[-1] if runtime.RUNTIME.imported else ""
+    collection = bpy.data.collections.get(last)
+    return str(collection.get("strata_result_file", "")) if collection is not None else ""
+
+
 # ---------------------------------------------------------------------------------------------
 # generation layers list
 
@@ -498,6 +528,7 @@ CLASSES = (
     STRATA_OT_stop_server,
     STRATA_OT_import_asset,
     STRATA_OT_load_smplx_motion,
+    STRATA_OT_open_folder,
     STRATA_OT_layer_add,
     STRATA_OT_layer_remove,
     STRATA_OT_layer_move,

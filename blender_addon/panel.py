@@ -191,6 +191,9 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
             _wrapped(layout, session.notice, icon="INFO", context=context)
         elif runtime.RUNTIME.imported:
             _wrapped(layout, f"Last import: {runtime.RUNTIME.imported[-1]}", icon="CHECKMARK", context=context)
+        saved = operators.result_file(context)
+        if saved:  # the .strata files the server sent: reusable, re-importable
+            layout.operator("strata.open_folder", text="Open Results Folder", icon="FILE_FOLDER").path = saved
 
 
 class STRATA_PT_parameters(_Panel, bpy.types.Panel):
@@ -241,6 +244,8 @@ class STRATA_PT_server(_Panel, bpy.types.Panel):
             if rt.server is not None and rt.server.running:
                 row.operator("strata.stop_server", icon="PAUSE")
                 _wrapped(layout, f"pid {rt.server.pid}, log: {rt.server.log_path}", icon="TEXT", context=context)
+                log_folder = layout.operator("strata.open_folder", text="Open Log Folder", icon="TEXT")
+                log_folder.path = str(rt.server.log_path)
             else:
                 row.operator("strata.start_server", icon="PLAY")
         layout.operator("strata.import_asset", icon="IMPORT")

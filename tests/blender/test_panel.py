@@ -290,3 +290,22 @@ def test_a_running_job_redraws_the_sidebar_once_a_second_not_every_tick(addon, r
         assert len(calls) == 3
     finally:
         rt.session, rt.connection = saved_session, saved_conn
+
+
+def test_the_results_folder_is_one_click_away(addon, runtime, fresh_scene, tmp_path) -> None:
+    """After an import the main panel offers to open the folder of its saved result; a folder that is gone
+    is a clear error, not a silent nothing."""
+    from .asset_builder import make_test_asset
+    from .conftest import MODULE as _module
+
+    lib_container = __import__(f"{_module}._lib.asset.container", fromlist=["save"])
+    lib_schema = __import__(f"{_module}._lib.asset.schema", fromlist=["Rig"])
+    path = tmp_path / "saved.strata"
+    lib_container.save(make_test_asset(lib_schema), path)
+    assert bpy.ops.strata.import_asset(filepath=str(path)) == {"FINISHED"}
+    runtime.RUNTIME.imported.append("saved")
+    log = _draw(bpy.types.STRATA_PT_main)
+    opened = [kw for name, args, kw in log if name == "operator" and args[0] == "strata.open_folder"]
+    assert opened and opened[0]["text"] == "Open Results Folder"
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.strata.open_folder(path=str(tmp_path / "gone" / "x.strata"))
