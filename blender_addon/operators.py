@@ -25,6 +25,19 @@ from .session import explain
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
+def photo_problem(path: str) -> tuple[str, str] | None:
+    """(code, message) when ``path`` cannot be a photo to reconstruct, else None: checked when the photo is
+    picked (the panel says so at once, instead of a blank preview) and again when the job is sent."""
+    if not path:
+        return "no_photo", "No photo is selected."
+    photo = Path(path)
+    if not photo.is_file():
+        return "no_photo", f"The photo {photo} does not exist."
+    if photo.suffix.lower() not in PHOTO_SUFFIXES:
+        return "invalid_input", f"The file {photo.name} is not a PNG, JPEG or WebP photo."
+    return None
+
+
 class UserError(Exception):
     """Something the user must fix before a job can be sent; carries an ADVICE code."""
 
@@ -127,13 +140,10 @@ class STRATA_OT_reconstruct(_JobOperator, bpy.types.Operator):
     def build(self, context: bpy.types.Context) -> tuple[dict[str, Any], bytes | None, str]:
         settings = _settings(context)
         path = bpy.path.abspath(self.filepath or settings.photo)
-        if not path:
-            raise UserError("no_photo", "No photo is selected.")
+        problem = photo_problem(path)
+        if problem is not None:
+            raise UserError(*problem)
         photo = Path(path)
-        if not photo.is_file():
-            raise UserError("no_photo", f"The photo {photo} does not exist.")
-        if photo.suffix.lower() not in PHOTO_SUFFIXES:
-            raise UserError("invalid_input", f"{photo.name} is not a PNG, JPEG or WebP file.")
         server_spec = runtime.RUNTIME.session.job_kinds().get(self.kind)
         params = read_params(settings.reconstruct, JOB_SPECS[self.kind], runtime.prefs(context).default_quality,
                              server_spec)

@@ -157,6 +157,13 @@ def _photo_changed(self: Any, context: bpy.types.Context) -> None:
 
     panel.forget_preview(self.photo)
     _forget_input_problem()
+    if self.photo:  # a file that cannot be a photo is said at once (its preview would stay blank)
+        from . import operators, runtime
+        from .session import explain
+
+        problem = operators.photo_problem(bpy.path.abspath(self.photo))
+        if problem is not None:
+            runtime.RUNTIME.session.problem = explain(*problem)
 
 
 def _mode_changed(self: Any, context: bpy.types.Context) -> None:

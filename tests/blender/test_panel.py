@@ -229,9 +229,21 @@ def test_a_message_about_the_inputs_goes_when_the_user_changes_them(addon, runti
     saved = rt.session
     rt.session = session_mod.Session(address="tcp://127.0.0.1:1", connected=True)
     try:
+        import numpy as np
+
+        from .asset_builder import png_bytes
+
+        for name in ("another.png", "third.png"):
+            (tmp_path / name).write_bytes(png_bytes(np.zeros((4, 4, 3), np.uint8)))
         settings.mode = "RECONSTRUCT"
         rt.session.problem = session_mod.explain("no_person", "no person found")
         assert "No person" not in rt.session.problem.advice
+        settings.photo = str(tmp_path / "another.png")
+        assert rt.session.problem is None
+        # A file that cannot be a photo is said at once, before any job.
+        (tmp_path / "notes.txt").write_text("not a photo")
+        settings.photo = str(tmp_path / "notes.txt")
+        assert rt.session.problem is not None and "notes.txt is not a PNG, JPEG or WebP" in rt.session.problem.message
         settings.photo = str(tmp_path / "another.png")
         assert rt.session.problem is None
         rt.session.problem = session_mod.explain("invalid_params", "layers: at most one style per layer")
