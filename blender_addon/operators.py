@@ -223,7 +223,8 @@ class STRATA_OT_cancel(bpy.types.Operator):
 
 
 class STRATA_OT_connect(bpy.types.Operator):
-    """Connect (again) to the Strata server set in the preferences, and refresh its status"""
+    """Connect (again) to the Strata server set in the preferences, and refresh its status; with 'Run the
+    server on this computer' on, start it when none listens there"""
 
     bl_idname = "strata.connect"
     bl_label = "Connect"
@@ -231,6 +232,13 @@ class STRATA_OT_connect(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         rt = runtime.RUNTIME
+        p = runtime.prefs(context)
+        address = (p.address or runtime.DEFAULT_ADDRESS).strip()
+        if (getattr(p, "start_local", False) and getattr(p, "server_env", "") and runtime.is_local(address)
+                and not rt.session.connected and (rt.server is None or not rt.server.running)
+                and not runtime.listening(address)):
+            # "Run the server on this computer": Connect starts it (it answers once its models load).
+            return bpy.ops.strata.start_server()
         try:
             conn = runtime.ensure_connection(context, reconnect=rt.connection is not None and not rt.session.connected)
         except (ValueError, OSError) as exc:

@@ -22,13 +22,15 @@ class STRATA_AddonPreferences(bpy.types.AddonPreferences):
                                unit="TIME_ABSOLUTE",
                                description="In background mode (blender -b), cancel a job that runs longer than this")
     curve_dir: StringProperty(
-        name="CURVE keys", subtype="DIR_PATH", default="",
+        name="Encryption keys", subtype="DIR_PATH", default="",
         description="For a remote server: the key folder made by `strata-server keys` (server.key and "
                     "clients/<name>.key_secret). Empty for a server on this computer")
-    curve_client: StringProperty(name="Client key name", default="client",
-                                 description="Which client key of the key folder to use")
-    start_local: BoolProperty(name="Start a local server", default=False,
-                              description="Offer to start a Strata server on this computer from the panel")
+    curve_client: StringProperty(name="This computer's key", default="client",
+                                 description="Which client key of the key folder is this computer's "
+                                             "(clients/<name>.key_secret; CURVE encryption)")
+    start_local: BoolProperty(name="Run the server on this computer", default=False,
+                              description="Connect starts Strata's server from the environment below when none "
+                                          "answers, and the panel gets Start and Stop buttons")
     server_env: StringProperty(
         name="Server environment", subtype="DIR_PATH", default="",
         description="The Python environment where Strata's server is installed (the folder holding "
@@ -46,23 +48,24 @@ class STRATA_AddonPreferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
-        col = layout.column(heading="Server")
-        col.prop(self, "address")
-        col.prop(self, "timeout")
-        col.prop(self, "job_timeout")
-        col.prop(self, "default_quality")
-        col = layout.column(heading="Remote server")
-        col.prop(self, "curve_dir")
-        col.prop(self, "curve_client")
-        col = layout.column(heading="Local server")
-        col.prop(self, "start_local")
-        sub = col.column()
+        box = layout.box()
+        box.label(text="Server", icon="LINKED")
+        for name in ("address", "timeout", "job_timeout", "default_quality"):
+            box.prop(self, name)
+        box = layout.box()
+        box.label(text="Server on this computer", icon="DESKTOP")
+        box.prop(self, "start_local")
+        sub = box.column()
         sub.active = self.start_local
         sub.prop(self, "server_env")
         sub.prop(self, "smplx_dir")
         rt = runtime.RUNTIME
         if rt.server is not None:
             sub.label(text=f"Log: {rt.server.log_path}", icon="TEXT")
+        box = layout.box()
+        box.label(text="Server on another computer", icon="WORLD")
+        box.prop(self, "curve_dir")
+        box.prop(self, "curve_client")
         layout.label(text=f"Results are kept in {runtime.user_dir('results')}", icon="FILE_FOLDER")
 
 

@@ -106,6 +106,19 @@ def synchronous() -> bool:
     return bool(bpy.app.background) and not FORCE_ASYNC
 
 
+def listening(address: str, timeout: float = 0.3) -> bool:
+    """Whether something accepts TCP connections at ``address`` (tcp://host:port) now: a server started
+    elsewhere (a terminal) is connected to, never started a second time on the same port."""
+    import socket
+
+    try:
+        host, port = address.split("://", 1)[-1].rsplit(":", 1)
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def is_local(address: str) -> bool:
     parsed = urlparse(address)
     return parsed.scheme in ("ipc", "inproc") or (parsed.hostname or "") in LOCAL_HOSTS

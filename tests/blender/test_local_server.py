@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 import pytest
 
-from .conftest import REPO, SERVER_EXE, free_address
+from .conftest import MODULE, REPO, SERVER_EXE, free_address
 
 
 def test_start_and_stop_local_server(runtime, prefs, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,3 +42,18 @@ def test_start_without_environment_explains(runtime, prefs, tmp_path) -> None:
     prefs.address = free_address()
     with pytest.raises(RuntimeError, match="(?i)no strata-server.*Preferences > Add-ons > Strata"):
         bpy.ops.strata.start_server(wait=1.0)
+
+
+def test_listening_tells_a_running_server_from_nothing(addon) -> None:
+    """Connect with 'Run the server on this computer' starts one only where nothing listens yet."""
+    import importlib
+    import socket
+
+    runtime = importlib.import_module(f"{MODULE}.runtime")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        assert runtime.listening(f"tcp://127.0.0.1:{port}")
+    assert not runtime.listening(f"tcp://127.0.0.1:{port}")
+    assert not runtime.listening("tcp://nonsense")
