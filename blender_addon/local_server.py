@@ -45,7 +45,9 @@ def check_local_address(address: str) -> str:
 
 
 class LocalServer:
-    """One child `strata-server --bind ADDRESS --data-dir DIR`, logging to DIR/server.log."""
+    """One child `strata-server --bind ADDRESS --data-dir DIR`, logging to DIR/server.log (the server's own
+    log); what the process prints (the same lines, and any traceback before its logging starts) goes to
+    DIR/console.log, so the log the panel points at holds each line once."""
 
     def __init__(self, env_dir: str | os.PathLike, address: str, data_dir: str | os.PathLike,
                  extra_env: dict[str, str] | None = None) -> None:
@@ -53,6 +55,7 @@ class LocalServer:
         self.address = check_local_address(address)
         self.data_dir = Path(data_dir)
         self.log_path = self.data_dir / "server.log"
+        self.console_path = self.data_dir / "console.log"
         self.extra_env = {k: v for k, v in (extra_env or {}).items() if v}
         self.process: subprocess.Popen | None = None
 
@@ -68,7 +71,7 @@ class LocalServer:
         # Blender sets PYTHONHOME/PYTHONPATH for its own interpreter; the server has its own.
         for key in ("PYTHONHOME", "PYTHONPATH"):
             env.pop(key, None)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        log = open(self.console_path, "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
             kwargs: dict = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" else {
                 "start_new_session": True}
@@ -102,9 +105,9 @@ class LocalServer:
         return process.returncode
 
     def log_tail(self, lines: int = 20) -> str:
-        """The end of the log, for error messages."""
+        """The end of what the process printed (its log lines and any traceback), for error messages."""
         try:
-            with open(self.log_path, "rb") as fh:
+            with open(self.console_path, "rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, fh.tell() - 16384))
                 return "\n".join(fh.read().decode("utf-8", "replace").splitlines()[-lines:])

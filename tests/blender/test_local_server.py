@@ -23,6 +23,10 @@ def test_start_and_stop_local_server(runtime, prefs, monkeypatch: pytest.MonkeyP
         assert rt.session.connected
         assert server.log_path.is_file() and server.log_path.parent.name == "server"
         assert "strata" in server.log_path.parent.parent.name  # under the extension's user folder
+        # Each line once: the process's own output goes to console.log, not into the log shown.
+        lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
+        assert lines and len(lines) == len(set(lines)), lines[:6]
+        assert server.console_path.is_file() and server.log_tail()
     finally:
         assert bpy.ops.strata.stop_server() == {"FINISHED"}
     assert not server.running
