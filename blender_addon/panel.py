@@ -154,6 +154,10 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
         row = layout.row(align=True)  # the two choices every mode has, up front
         if settings.mode == "RECONSTRUCT":
             row.prop(settings.reconstruct, "rig", text="Rig")
+            # The rest pose the armature is bound in (the photo's pose goes on it): what an animator meets first.
+            row = layout.row()
+            row.label(text="Rest pose:")
+            row.prop(settings.reconstruct, "rest_pose", expand=True)
             layout.prop(settings.reconstruct, "quality", text="Quality")
             layout.prop(settings.reconstruct, "layers", text="Garments as separate objects")
         else:
@@ -211,7 +215,7 @@ class STRATA_PT_parameters(_Panel, bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         for name in group.bl_rna.properties.keys():  # noqa: SIM118 - bl_rna collections need keys()
-            if name not in ("rna_type", "name", "rig", "quality", "layers"):  # these are in the main panel
+            if name not in ("rna_type", "name", "rig", "quality", "layers", "rest_pose"):  # in the main panel
                 layout.prop(group, name)
 
 

@@ -49,6 +49,10 @@ CHOICE_TITLES: dict[str, dict[str, tuple[str, str]]] = {
         "cmu_mb": ("CMU mocap (31)", "The CMU MotionBuilder skeleton, for BVH motion capture"),
         "smplx": ("SMPL-X (55)", "SMPL-X's 55 joints (no SMPL-X files needed): plays AMASS and SMPL-X motion"),
     },
+    "rest_pose": {
+        "A": ("A-pose", "The armature rests with the arms 45° down (the photo's pose is set on it)"),
+        "T": ("T-pose", "The armature rests with the arms level (the photo's pose is set on it)"),
+    },
     "body_model": {
         "anny": ("anny (built in)", "Strata's own body, with age, weight, muscle and proportions"),
         "smplx": ("SMPL-X (your files)", "SMPL-X from your own model files on the server (--smplx-dir), with "

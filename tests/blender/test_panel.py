@@ -80,6 +80,10 @@ def test_photo_mode_offers_garments_as_separate_objects(addon, runtime) -> None:
     shown = [(args[1], kwargs.get("text")) for name, args, kwargs in _draw(bpy.types.STRATA_PT_main)
              if name == "prop"]
     assert ("layers", "Garments as separate objects") in shown
+    labels = [kwargs.get("text") for name, _, kwargs in _draw(bpy.types.STRATA_PT_main) if name == "label"]
+    assert "Rest pose:" in labels and any(prop == "rest_pose" for prop, _ in shown)  # up front: A or T
+    items = {i.identifier: i.name for i in settings.reconstruct.bl_rna.properties["rest_pose"].enum_items}
+    assert items == {"A": "A-pose", "T": "T-pose"}
     assert all(args[1] != "layers" for name, args, _ in _draw(bpy.types.STRATA_PT_parameters) if name == "prop")
     for value in (True, False):
         settings.reconstruct.layers = value
