@@ -47,6 +47,20 @@ def photo_icon(path: str) -> int:
     return preview.icon_id
 
 
+#: The server's progress stages in words (its stage names are identifiers).
+STAGE_TITLES = {
+    "queued": "Waiting in the queue", "start": "Starting", "load": "Loading", "load_model": "Loading the models",
+    "segment": "Finding the person", "segmentation": "Finding the person", "pose": "Reading the pose",
+    "fit": "Fitting the body", "surface": "Shaping the clothes", "views": "Generating views",
+    "carve": "Carving the surface", "dress": "Dressing", "shape": "Shaping the body", "texture": "Texturing",
+    "rig": "Rigging", "assemble": "Assembling", "hold": "Holding (test job)", "echo": "Echo (test job)",
+}
+
+
+def stage_title(stage: str) -> str:
+    return STAGE_TITLES.get(stage, stage.replace("_", " ").capitalize())
+
+
 #: Pixels (at UI scale 1) a label loses to the panel's and a box's margins, and to an icon.
 TEXT_MARGIN, ICON_WIDTH = 40, 22
 #: Share of the rest a measured line may fill: labels are drawn with padding and hinting the font measure
@@ -175,8 +189,10 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
             if job is None:
                 box.label(text="Sending the job...", icon="EXPORT")
             else:
-                label = job.stage + (f": {job.text}" if job.text else "")
-                box.progress(factor=job.fraction, type="BAR", text=f"{label} ({job.fraction:.0%})")
+                # The bar holds the stage in words (it cannot wrap); the step's own text wraps under it.
+                box.progress(factor=job.fraction, type="BAR", text=f"{stage_title(job.stage)} ({job.fraction:.0%})")
+                if job.text:
+                    _wrapped(box, job.text[0].upper() + job.text[1:], context=context)
                 age = job.heartbeat_age
                 alive = "server alive" if age < 3.0 else f"no word from the server for {age:.0f} s"
                 _wrapped(box, f"{job.kind} {job.job_id[:8]} | {job.state} | {job.elapsed:.0f} s | {alive}",

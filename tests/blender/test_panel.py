@@ -104,8 +104,10 @@ def test_main_panel_shows_progress_heartbeat_and_problem(addon, runtime) -> None
     finally:
         rt.session = saved
     progress = [kw for name, _, kw in log if name == "progress"]
-    assert progress and progress[0]["factor"] == pytest.approx(0.4) and "fit" in progress[0]["text"]
+    assert progress and progress[0]["factor"] == pytest.approx(0.4)
+    assert progress[0]["text"] == "Fitting the body (40%)"  # the stage in words, not its identifier
     labels = " ".join(kw.get("text", "") for name, _, kw in log if name == "label")
+    assert "Step 2/5" in labels  # the step's own text, wrapped under the bar
     assert "server alive" in labels and "abcdef01" in labels
     assert "No person found." in labels and "fully visible" in labels
     assert ("operator", ("strata.cancel",), {"icon": "CANCEL"}) in log
