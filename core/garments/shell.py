@@ -76,8 +76,13 @@ def build_shell(frame: BodyFrame, cover: np.ndarray, inner: np.ndarray, thicknes
 
 def smooth_field(frame: BodyFrame, values: np.ndarray, rounds: int) -> np.ndarray:
     """``values`` ((N,) on body vertices) averaged with their neighbours ``rounds`` times over the skin."""
+    return smooth_over(frame.faces, frame.skin, values, rounds)
+
+
+def smooth_over(faces: np.ndarray, where: np.ndarray, values: np.ndarray, rounds: int) -> np.ndarray:
+    """``values`` (per vertex) averaged with their one-ring over ``faces`` ``rounds`` times, where ``where``."""
     v = values.astype(np.float64).copy()
-    f = frame.faces
+    f = faces
     for _ in range(rounds):
         acc = v.copy()
         cnt = np.ones(len(v))
@@ -86,7 +91,7 @@ def smooth_field(frame: BodyFrame, values: np.ndarray, rounds: int) -> np.ndarra
             np.add.at(acc, f[:, b], v[f[:, a]])
             np.add.at(cnt, f[:, a], 1.0)
             np.add.at(cnt, f[:, b], 1.0)
-        v = np.where(frame.skin, acc / cnt, v)
+        v = np.where(where, acc / cnt, v)
     return v
 
 

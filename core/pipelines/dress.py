@@ -66,6 +66,7 @@ def surface_on_body(state: ReconstructionState) -> None:
     on in the garments' outline."""
     from ..body.skinning import closest_points
     from ..garments.frame import skin_surface, vertex_normals
+    from ..garments.shell import smooth_over
 
     assert state.fit is not None and state.body is not None and state.surface is not None
     assert state.surface_faces is not None
@@ -79,7 +80,7 @@ def surface_on_body(state: ReconstructionState) -> None:
     face, bary, _ = closest_points(carved_v, np.asarray(state.surface_faces, np.int64), body, candidates=16)
     closest = np.einsum("vk,vkd->vd", bary, carved_v[np.asarray(state.surface_faces)[face]])
     offset = np.clip(np.einsum("vd,vd->v", closest - body, normals), *CARVED_OFFSET)
-    offset = _smoothed(offset, skin_faces, skin, rounds=2)
+    offset = smooth_over(skin_faces, skin, offset, rounds=2)  # a carve's speckle gone
     moved = offset[:, None] * normals
     # 2. What is not skin (eyes, teeth, tongue) moves with its closest skin vertex.
     from scipy.spatial import cKDTree
@@ -91,20 +92,6 @@ def surface_on_body(state: ReconstructionState) -> None:
     state.notes.append(f"The carved surface ({len(state.surface_faces)} triangles) was split into layers.")
     state.surface = (body + moved).astype(np.float32)
     state.surface_faces = state.uvs = state.uv_faces = None
-
-
-def _smoothed(values: np.ndarray, faces: np.ndarray, where: np.ndarray, rounds: int) -> np.ndarray:
-    """``values`` averaged with their one-ring ``rounds`` times where ``where`` (a carve's speckle gone)."""
-    v = values.astype(np.float64).copy()
-    for _ in range(rounds):
-        acc, cnt = v.copy(), np.ones(len(v))
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            np.add.at(acc, faces[:, a], v[faces[:, b]])
-            np.add.at(acc, faces[:, b], v[faces[:, a]])
-            np.add.at(cnt, faces[:, a], 1.0)
-            np.add.at(cnt, faces[:, b], 1.0)
-        v = np.where(where, acc / cnt, v)
-    return v
 
 
 def read_outfit(state: ReconstructionState) -> None:
