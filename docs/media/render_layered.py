@@ -80,14 +80,28 @@ def render_one(blend: Path, pose: str | None, bare: bool, folder: Path, head: bo
         az = math.radians(azimuth)
         cam.location = target + Vector((math.sin(az) * 6.0, -math.cos(az) * 6.0, 0.0))
         cam.rotation_euler = (math.radians(90), 0.0, az)
-        path = folder / f"{blend.stem}_{i}.png"
-        scene.render.filepath = str(path)
-        bpy.ops.render.render(write_still=True)
-        img = bpy.data.images.load(str(path))
-        w, h = img.size
-        images.append(np.array(img.pixels[:], np.float32).reshape(h, w, 4)[::-1, :, :3])
-        bpy.data.images.remove(img)
+        images.append(render_still(scene, folder / f"{blend.stem}_{i}.png"))
     return images
+
+
+def render_still(scene: bpy.types.Scene, path: Path) -> np.ndarray:
+    """Render the scene's camera to ``path`` and return the picture, (H, W, 3) float, top row first."""
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    img = bpy.data.images.load(str(path))
+    w, h = img.size
+    pixels = np.array(img.pixels[:], np.float32).reshape(h, w, 4)[::-1, :, :3]
+    bpy.data.images.remove(img)
+    return pixels
+
+
+def save_sheet(sheet: np.ndarray, out: Path) -> None:
+    """Write an (H, W, 3) float picture, top row first, as a PNG."""
+    img = bpy.data.images.new("sheet", sheet.shape[1], sheet.shape[0])
+    img.pixels[:] = np.concatenate([sheet[::-1], np.ones(sheet.shape[:2] + (1,), np.float32)], axis=2).ravel()
+    img.filepath_raw = str(out)
+    img.file_format = "PNG"
+    img.save()
 
 
 def main() -> None:
@@ -105,11 +119,7 @@ def main() -> None:
     while len(rows) % cols:
         rows.append(np.ones_like(rows[0]))
     sheet = np.concatenate([np.concatenate(rows[i::cols], axis=0) for i in range(cols)], axis=1)
-    img = bpy.data.images.new("sheet", sheet.shape[1], sheet.shape[0])
-    img.pixels[:] = np.concatenate([sheet[::-1], np.ones(sheet.shape[:2] + (1,), np.float32)], axis=2).ravel()
-    img.filepath_raw = str(out)
-    img.file_format = "PNG"
-    img.save()
+    save_sheet(sheet, out)
     print(f"wrote {out} ({len(blends)} humans)")
 
 

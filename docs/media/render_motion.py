@@ -23,6 +23,9 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when loaded by a GUI driver
+from render_layered import render_still, save_sheet  # noqa: E402
+
 SIZE = 360
 FRAMES = 48
 ADDON = Path(__file__).resolve().parents[2] / "build" / "addon" / "linux-x64"
@@ -75,12 +78,7 @@ def main() -> None:
         bpy.context.view_layer.objects.active = armature
         assert bpy.ops.strata.load_smplx_motion(filepath=str(motion)) == {"FINISHED"}
         images = [render(scene, frame, Path(tmp)) for frame in np.linspace(1, scene.frame_end, 6).astype(int)]
-    sheet = np.concatenate(images, axis=1)
-    img = bpy.data.images.new("sheet", sheet.shape[1], sheet.shape[0])
-    img.pixels[:] = np.concatenate([sheet[::-1], np.ones(sheet.shape[:2] + (1,), np.float32)], axis=2).ravel()
-    img.filepath_raw = str(out)
-    img.file_format = "PNG"
-    img.save()
+    save_sheet(np.concatenate(images, axis=1), out)
     addon.unregister()  # bpy as a module hangs at exit while the add-on's timers are registered
     print(f"wrote {out}")
 
@@ -111,14 +109,7 @@ def render(scene: bpy.types.Scene, frame: int, folder: Path) -> np.ndarray:
     az = math.radians(-35)
     cam.location = target + Vector((math.sin(az) * 6.0, -math.cos(az) * 6.0, 0.0))
     cam.rotation_euler = (math.radians(90), 0.0, az)
-    path = folder / f"frame_{frame}.png"
-    scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
-    img = bpy.data.images.load(str(path))
-    w, h = img.size
-    pixels = np.array(img.pixels[:], np.float32).reshape(h, w, 4)[::-1, :, :3]
-    bpy.data.images.remove(img)
-    return pixels
+    return render_still(scene, folder / f"frame_{frame}.png")
 
 
 if __name__ == "__main__":
