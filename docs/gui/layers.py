@@ -15,6 +15,7 @@ wait_until, view3d_override and open_sidebar_tab as globals.
 # ruff: noqa: F821
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 import bpy
@@ -24,15 +25,11 @@ LAYERS = (("BOTTOM", "skirt", (0.45, 0.08, 0.12)), ("TOP", "tshirt", (0.85, 0.85
 
 
 def _connect(rt, address):
-    for attempt in range(30):
-        with bpy.context.temp_override(**view3d_override()):
-            bpy.ops.strata.connect()
-        try:
-            yield from wait_until(lambda: rt.session.connected, timeout=6, what="the server's hello")
-            return
-        except TimeoutError:
-            log(f"not connected yet (attempt {attempt + 1})")
-    raise RuntimeError(f"no server at {address}")
+    """Connect as docs/gui/common.py does it (loaded by path: drivers run as lone scripts)."""
+    spec = importlib.util.spec_from_file_location("gui_common", Path(__file__).resolve().parent / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    yield from common.connect(rt, address, view3d_override=view3d_override, wait_until=wait_until, log=log)
 
 
 def main():
