@@ -65,6 +65,7 @@ class AnnySMPLX(SMPLXSkeletonMixin, BodyModel):
         self._dense = dense / np.maximum(dense.sum(axis=1, keepdims=True), 1e-12)
         self._weights = torch.as_tensor(self._dense, dtype=torch.float32, device=self.device)
         self._order = topological_order(self.parents)
+        self._t_poses: dict[bytes, torch.Tensor] = {}
 
     # --- BodyModel -----------------------------------------------------------------------------------
 
@@ -95,8 +96,16 @@ class AnnySMPLX(SMPLXSkeletonMixin, BodyModel):
     # --- internals -----------------------------------------------------------------------------------
 
     def _t_pose(self, shape: torch.Tensor) -> torch.Tensor:
-        """anny's T-pose for the first shape of the batch (arm directions barely depend on the shape)."""
-        return torch.as_tensor(self._anny.pose_preset("T", shape[0].detach().cpu().numpy()), device=self.device)
+        """anny's T-pose for the first shape of the batch (arm directions barely depend on the shape), kept
+        for the last few shapes: solving it costs an anny forward pass, and a job calls ``forward`` on one
+        shape many times (rest, A preset, rig transfer)."""
+        key = shape[0].detach().cpu().numpy().astype(np.float32).tobytes()
+        if key not in self._t_poses:
+            if len(self._t_poses) >= 8:
+                self._t_poses.pop(next(iter(self._t_poses)))
+            preset = self._anny.pose_preset("T", np.frombuffer(key, np.float32).copy())
+            self._t_poses[key] = torch.as_tensor(preset, device=self.device)
+        return self._t_poses[key]
 
 
 def _owners(anny: BodyModel) -> np.ndarray:
