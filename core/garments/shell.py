@@ -2,9 +2,9 @@
 
 A shell is the body's own surface over a region, pushed outward along the vertex normals twice (an inner
 and an outer sheet, ``thickness`` apart) and closed by a rim along the region's border: a closed, thick,
-2-manifold surface whose vertices each sit over one body vertex. That makes the rest easy and exact: the skin
-weights are the body vertex's own (so the garment deforms like the skin under it), the UVs are the body's,
-and the body vertices under it are the ones to hide.
+2-manifold surface whose vertices each sit over one body vertex. That makes the rest easy and exact: the UVs
+are the body's, the body vertices under it are the ones to hide, and the skin weights are the skin's under
+it (:func:`skin_following_weights`), so the garment deforms like that skin.
 
 The region is cleaned first so its border is a set of simple loops (no two border loops touching at a vertex,
 no slivers): that is what makes the rim, and so the closed surface, well defined.
@@ -17,6 +17,8 @@ import numpy as np
 from .frame import BodyFrame, face_components, vertex_normals
 from .piece import Piece, edge_counts
 
+#: Distance off the skin (metres) beyond which a shell vertex keeps its own body vertex's weights.
+FOLLOW_REACH = 0.03
 _MIN_FACES = 40  # islands of the region smaller than this are dropped
 
 
@@ -63,15 +65,37 @@ def build_shell(frame: BodyFrame, cover: np.ndarray, inner: np.ndarray, thicknes
                           np.stack([border[:, 1], border[:, 0] + n, border[:, 1] + n], axis=1)])
     all_faces = np.concatenate([local, local[:, ::-1] + n, rim])
     outer_v, inner_v = _smooth_border(outer_v, border), _smooth_border(inner_v, border)
-    # 3. Skin weights and UVs from the body vertex under each shell vertex.
+    # 3. Skin weights from the skin under each shell vertex, UVs from its body vertex.
+    vertices = np.concatenate([outer_v, inner_v])
+    joints, weights = skin_following_weights(frame, vertices, np.concatenate([frame.joints[src]] * 2),
+                                             np.concatenate([frame.weights[src]] * 2))
     uv = frame.uv[src]
     hides = np.zeros(len(frame.vertices), bool)
     hides[src] = True
     for _ in range(hide_margin):
         hides &= ~_touches_border(frame, hides)
-    return Piece(vertices=np.concatenate([outer_v, inner_v]), faces=all_faces.astype(np.int64),
-                 uvs=np.concatenate([uv, uv]), joints=np.concatenate([frame.joints[src]] * 2),
-                 weights=np.concatenate([frame.weights[src]] * 2), hides=hides)
+    return Piece(vertices=vertices, faces=all_faces.astype(np.int64), uvs=np.concatenate([uv, uv]),
+                 joints=joints, weights=weights, hides=hides)
+
+
+def skin_following_weights(frame: BodyFrame, points: np.ndarray, joints: np.ndarray, weights: np.ndarray,
+                           reach: float = FOLLOW_REACH) -> tuple[np.ndarray, np.ndarray]:
+    """``points``' skin weights: the skin's at their closest skin point (interpolated over its triangle),
+    blended into their own ``joints``/``weights`` as the distance grows to ``reach``.
+
+    Why: a shell vertex is its body vertex pushed out along the normal, and in a crease (the crotch, an
+    armpit, the back of a knee) that carries it over other skin, which moves differently: with its source
+    vertex's weights, shorts' crotch sank into the thighs when sitting (0.9 % of their vertices, beyond the
+    body's own folds). The skin under a vertex is what it lies on; farther out (a loose hem) its own,
+    smoother weights hold."""
+    from ..body.skinning import closest_points
+    from .piece import dense_weights, top4
+
+    face, bary, distance = closest_points(frame.vertices, frame.faces, points, candidates=16)
+    n_joints = int(max(frame.joints.max(), joints.max())) + 1
+    under = np.einsum("pk,pkj->pj", bary, dense_weights(frame.joints, frame.weights, n_joints)[frame.faces[face]])
+    near = np.clip(1.0 - distance / reach, 0.0, 1.0)[:, None]
+    return top4(near * under + (1.0 - near) * dense_weights(joints, weights, n_joints))
 
 
 def smooth_field(frame: BodyFrame, values: np.ndarray, rounds: int) -> np.ndarray:
