@@ -62,6 +62,33 @@ def test_a_bare_body_gets_no_garments(model):
     assert not kinds & {"top", "bottom"}, outfit.summary()
 
 
+def test_hair_as_brown_as_the_skin_is_hair(model, monkeypatch):
+    """Hair of the skin's own colour is told from a bare scalp by its strands' fine texture; without that
+    cue (the colour alone) the same photo reads as bald, and a bare head stays bald with it. The mask is cut
+    to the body, as when a fit's head swallows the hair's volume (a reconstruction's body is fitted to the
+    silhouette, hair included)."""
+    from strata.core.reconstruct import wardrobe
+    from strata.core.render.camera import camera_for_size
+
+    def read(layers: list[str], colours: list[str]):
+        person = make_dressed_person(model, 4, size=SIZE, layers=layers, colours=colours)
+        frame = body_frame(model, person.shape, model.pose_preset("A", person.shape))
+        mask = person.cutout[..., 3] / 255.0
+        camera, _, _ = camera_for_size(person.camera, mask.shape)
+        mask *= render_mask(person.posed[0], np.asarray(model.faces, np.int64), camera)  # nothing off the body
+        return read_outfit(person.photo, mask, person.posed[0], frame, person.camera)
+
+    # 1. The person's skin colour, read from the same person bare-headed, becomes the hair's.
+    bare = read(["body", "top:tshirt"], ["#3050c0"])
+    assert bare.labels()["hair"] == "none"
+    skin = "#" + "".join(f"{c:02x}" for c in bare.skin_rgb)
+    layers, colours = ["body", "top:tshirt", "hair:short"], ["#3050c0", skin]
+    assert read(layers, colours).labels()["hair"] == "short"
+    # 2. The colour alone cannot tell.
+    monkeypatch.setattr(wardrobe, "HAIR_TEXTURE", float("inf"))
+    assert read(layers, colours).labels()["hair"] == "none"
+
+
 def _front_iou(asset, mask: np.ndarray) -> float:
     """The posed result (every layer) against the photo's mask, in the photo camera the asset carries."""
     vertices, faces, *_ = textured_union(asset, posed_layers(asset))
