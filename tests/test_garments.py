@@ -115,6 +115,30 @@ def test_garments_follow_the_armature_in_test_poses(anny, frame):
     assert max(raw["sit"]) > 0.01 > max(beyond["sit"])  # the body's own fold is most of it
 
 
+@pytest.mark.parametrize("follow", [True, False])
+def test_shorts_stay_out_of_the_thighs_when_sitting(anny, monkeypatch, follow):
+    """A shell's vertex in the crotch, pushed out along its body vertex's normal, lies over other skin: with
+    that skin's weights (:func:`skin_following_weights`) shorts stay outside the body beyond its own folds
+    when sitting (<= 0.5 %: bench/layers.py's shorts and T-shirt, seed 7); with their source vertices'
+    weights alone they sink into the thighs."""
+    from strata.core.garments import shell
+    from strata.core.garments.frame import skin_surface
+    from strata.core.garments.metrics import pose_penetration, test_pose
+    from strata.core.pipelines.generate import generate_layered
+
+    if not follow:
+        monkeypatch.setattr(shell.skin_following_weights, "__defaults__", (1e-9,))
+    asset = generate_layered(anny, {"layers": ["body", "bottom:shorts", "top:tshirt"], "seed": 7,
+                                    "texture_size": 256})
+    layers = [(np.asarray(lay.mesh.vertices, np.float64) - asset.body.translation,
+               np.asarray(lay.mesh.faces, np.int64), np.asarray(lay.skin.joints, np.int64),
+               np.asarray(lay.skin.weights)) for lay in asset.layers[:2]]
+    layers[0] = (layers[0][0], skin_surface(layers[0][1], len(layers[0][0]))[0], *layers[0][2:])
+    shape, bind = asset.body.shape, asset.body.pose
+    _, beyond = pose_penetration(anny, shape, bind, test_pose(anny, shape, bind, "sit"), layers)
+    assert (beyond[0] <= 0.005) == follow, beyond
+
+
 def test_body_folds_are_where_the_skin_is_inside_the_body():
     """Known answer: a 'body' of two balls; posed, the second overlaps the first. Points over the second
     ball's skin inside the first are in a fold, others are not; with nothing overlapping there is none."""
