@@ -65,10 +65,11 @@ def build_shell(frame: BodyFrame, cover: np.ndarray, inner: np.ndarray, thicknes
                           np.stack([border[:, 1], border[:, 0] + n, border[:, 1] + n], axis=1)])
     all_faces = np.concatenate([local, local[:, ::-1] + n, rim])
     outer_v, inner_v = _smooth_border(outer_v, border), _smooth_border(inner_v, border)
-    # 3. Skin weights from the skin under each shell vertex, UVs from its body vertex.
+    # 3. Skin weights from the skin under each inner vertex, the same for its outer twin (the two sheets move
+    #    together, so the cloth keeps its thickness); UVs from the body vertex.
     vertices = np.concatenate([outer_v, inner_v])
-    joints, weights = skin_following_weights(frame, vertices, np.concatenate([frame.joints[src]] * 2),
-                                             np.concatenate([frame.weights[src]] * 2))
+    joints, weights = skin_following_weights(frame, inner_v, frame.joints[src], frame.weights[src])
+    joints, weights = np.concatenate([joints] * 2), np.concatenate([weights] * 2)
     uv = frame.uv[src]
     hides = np.zeros(len(frame.vertices), bool)
     hides[src] = True
@@ -91,7 +92,7 @@ def skin_following_weights(frame: BodyFrame, points: np.ndarray, joints: np.ndar
     from ..body.skinning import closest_points
     from .piece import dense_weights, top4
 
-    face, bary, distance = closest_points(frame.vertices, frame.faces, points, candidates=16)
+    face, bary, distance = closest_points(frame.vertices, frame.faces, points, candidates=8)
     n_joints = int(max(frame.joints.max(), joints.max())) + 1
     under = np.einsum("pk,pkj->pj", bary, dense_weights(frame.joints, frame.weights, n_joints)[frame.faces[face]])
     near = np.clip(1.0 - distance / reach, 0.0, 1.0)[:, None]
