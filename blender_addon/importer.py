@@ -116,7 +116,7 @@ def import_asset(
     bone_names: list[str] = []
     if asset.rig is not None:
         armature, bone_names = _build_armature(context, collection, f"{collection.name} Rig", asset.rig)
-        _set_props(armature, props)
+        _set_props(armature, {**props, **_model_props(asset, bone_names)})
         clock.lap("armature")
 
     built: list[tuple[Any, bpy.types.Object]] = []
@@ -565,6 +565,18 @@ def _provenance_props(asset: Any, job_id: str, source_image: str) -> dict[str, A
         "strata_backends": json.dumps(dict(prov.backends), sort_keys=True),
         "strata_notes": "\n".join(prov.notes),
     }
+
+
+def _model_props(asset: Any, bone_names: Sequence[str]) -> dict[str, Any]:
+    """The body model behind the armature; on SMPL-X's skeleton also ``model_type`` and ``gender`` as the
+    SMPL-X tools' own objects carry them (the neutral model: Strata fits no gendered one)."""
+    from ._lib.asset.smplx_motion import SMPLX_JOINT_NAMES
+
+    body = getattr(asset, "body", None)
+    props: dict[str, Any] = {"strata_body_model": body.model if body is not None else ""}
+    if list(bone_names) == list(SMPLX_JOINT_NAMES):
+        props |= {"model_type": "smplx", "gender": "neutral"}
+    return props
 
 
 def _set_props(idblock: bpy.types.ID, props: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ for _backend in (
             priority=10),
     Backend("body_model", "smplx", "SMPL-X from the user's own model files",
             "strata.core.body.registry:build_smplx", modules=("torch",),
-            check="strata.core.body.registry:smplx_availability"),
+            check="strata.core.body.registry:smplx_availability", reads=("smplx_dir",)),
     # -- rasterizer (silhouettes, normal maps, texture projection).
     Backend("rasterizer", "nvdiffrast", "nvdiffrast on CUDA", "strata.core.render.registry:build_nvdiffrast",
             modules=("torch", "nvdiffrast"), install=_GPU_INSTALL, device="cuda", priority=10,
@@ -56,9 +56,10 @@ for _backend in (
     Backend("multiview", "pshuman", "PSHuman's multiview diffusion (6 views + face, normal and colour)",
             "strata.core.multiview.backend:build_generator", modules=("torch", "diffusers", "transformers"),
             install="pip install 'strata[gpu]'", auto_device="cuda", priority=10,
-            check="strata.core.multiview.backend:availability"),
+            check="strata.core.multiview.backend:availability", reads=("weights_dir",)),
     # -- reconstruction stages (cheap objects built per job with the quality preset's settings).
-    Backend("body_fit", "anny-silhouette-fit", "anny fitted to MediaPipe landmarks and the mask (L-BFGS)",
+    Backend("body_fit", "anny-silhouette-fit", "the body model (anny, or SMPL-X) fitted to MediaPipe landmarks "
+            "and the mask (L-BFGS)",
             "strata.core.reconstruct.stages:AnnyFitter", modules=("torch", "anny"), priority=10, cached=False),
     Backend("surface", "silhouette-deform", "the fitted body deformed to the silhouette (same topology)",
             "strata.core.reconstruct.stages:SilhouetteSurface", modules=("torch", "scipy"), priority=10,

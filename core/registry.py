@@ -86,6 +86,9 @@ class Backend:
     the fields above cannot say (rembg's weights live in its own folder)."""
     cached: bool = True
     """Keep the built object in the model cache (models); False for cheap per-job objects."""
+    reads: tuple[str, ...] = ()
+    """:class:`~strata.core.compute.ComputeEnv` folders it loads files from (``"smplx_dir"``): part of its cache
+    key, so models from two folders are never taken for each other."""
 
     def availability(self, env: ComputeEnv | None) -> Availability:
         """Whether it can run under ``env``; cheap (no backend import) except for ``check``."""
@@ -113,7 +116,8 @@ class Backend:
     def cache_key(self, env: ComputeEnv, options: Mapping[str, Any]) -> str:
         from .cache import model_key
 
-        return model_key(f"{self.stage}/{self.name}", env.device, env.dtype, **options)
+        folders = {name: str(getattr(env, name)) for name in self.reads}
+        return model_key(f"{self.stage}/{self.name}", env.device, env.dtype, **options, **folders)
 
 
 @dataclass

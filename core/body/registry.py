@@ -33,6 +33,19 @@ def available_body_models() -> dict[str, list[str]]:
     return {name: list(rigs) for name, rigs in BODY_MODELS.items()}
 
 
+def rig_for(name: str, rig: str) -> str:
+    """The rig a job on body model ``name`` gets when it asks for ``rig``: SMPL-X bodies come with SMPL-X's
+    skeleton only, so asking for "anny" (the jobs' default) gives the model's own rig, and any other anny rig
+    is refused (ValueError) rather than silently replaced."""
+    rigs = BODY_MODELS[name.lower()]
+    if rig in rigs:
+        return rig
+    if rig == "anny":
+        return rigs[0]
+    raise ValueError(f"the {name} body has only the {', '.join(rigs)} rig; {rig!r} is an anny rig "
+                     f"(leave the rig out, or ask for {rigs[0]!r})")
+
+
 def get_body_model(
     name: str = "anny",
     rig: str | None = None,

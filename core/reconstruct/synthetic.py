@@ -75,7 +75,8 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def random_shape(body: BodyModel, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """A plausible adult shape and its stature: phenotypes spread around anny's defaults, height 1.52-1.95 m."""
+    """A plausible adult shape and its stature: phenotypes spread around anny's defaults (SMPL-X: betas drawn
+    from its normal body space), height 1.52-1.95 m."""
     values = {
         "gender": rng.uniform(0.0, 1.0),
         "age": rng.uniform(0.55, 0.85),
@@ -84,6 +85,9 @@ def random_shape(body: BodyModel, rng: np.random.Generator) -> tuple[np.ndarray,
         "proportions": rng.uniform(0.25, 0.75),
     }
     shape = body.shape_vector(**{k: float(v) for k, v in values.items() if k in body.shape_names})
+    # SMPL-X's betas (standard deviations of its body space) other than the one stature is solved with.
+    betas = [i for i, n in enumerate(body.shape_names) if n.startswith("Shape") and n != body.height_parameter]
+    shape[betas] = np.clip(rng.normal(0.0, 0.8, len(betas)), -2.0, 2.0)
     lo, hi = body.height_range(shape)
     target = float(np.clip(rng.uniform(1.52, 1.95), lo + 0.01, hi - 0.01))
     shape = body.solve_height(target, shape)

@@ -154,6 +154,8 @@ def _phenotype(name: str, help_: str) -> ParamSpec:
 
 _HEIGHT = ParamSpec("height", float, 1.70, "the person's height", 0.5, 2.5, unit=" m")
 _RIG = ParamSpec("rig", str, "anny", "skeleton to rig the human with", choices=RIGS)
+_BODY_MODEL = ParamSpec("body_model", str, "anny", "anny (built in), or smplx (the server's SMPL-X files; "
+                        "its own rig and shape keys)", choices=BODY_MODELS)
 _TEXTURE = ParamSpec("texture_size", int, 2048, "base-colour texture side", 256, 8192, unit=" px")
 
 #: The body's shape: what the `body` job builds from and `generate` dresses (unless it samples one).
@@ -176,8 +178,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 *_SHAPE,
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=POSE_PRESETS),
                 _RIG,
-                ParamSpec("body_model", str, "anny", "anny (built in), or smplx (the server's SMPL-X files; "
-                          "its own rig and shape keys)", choices=BODY_MODELS),
+                _BODY_MODEL,
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin", 0.0, 1.0),
                 _TEXTURE,
             ),
@@ -191,6 +192,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("segmentation", str, "auto", "person mask backend", choices=SEGMENTERS),
                 ParamSpec("strict", bool, False, "fail when several people are in the photo"),
                 _RIG,
+                _BODY_MODEL,
                 ParamSpec("rest_pose", str, "A", "the rig's rest pose; the photo's pose is set on the armature",
                           choices=REST_POSES),
                 ParamSpec("multiview", str, "auto", "views of all sides from the photo first (PSHuman; auto: when "
@@ -220,6 +222,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 *_SHAPE,
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=("A", "T")),
                 _RIG,
+                _BODY_MODEL,
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin (sampled too when sample_body)", 0.0, 1.0),
                 _TEXTURE,
             ),

@@ -166,6 +166,17 @@ def require(dotted: str, kind: str) -> Any:
                        f"({exc.name} is missing)", {"module": dotted, "missing": exc.name or ""}) from None
 
 
+def job_rig(ctx: JobContext, kind: str) -> tuple[str, str]:
+    """``(body model, rig)`` of a job's ``body_model`` and ``rig`` params; a rig the model lacks (an anny rig
+    on an SMPL-X body) is a clean `invalid_params` error."""
+    body = require("strata.core.body", kind)
+    model = str(ctx.params.get("body_model", "anny"))
+    try:
+        return model, body.rig_for(model, str(ctx.params.get("rig", "anny")))
+    except ValueError as exc:
+        raise JobError(ErrorCode.INVALID_PARAMS, f"{kind}.rig: {exc}", {"param": "rig"}) from None
+
+
 def load_body_model(ctx: JobContext, model: str, rig: str, kind: str) -> Any:
     """The body model for a job, from the server's model cache (loaded with a progress line the first time);
     a model that cannot load here is a clean `unavailable` job error."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ...exchange.asset.schema import HumanAsset
 from ...exchange.wire.jobs import JOB_SPECS
-from .base import JobContext, JobKind, load_body_model, require
+from .base import JobContext, JobKind, job_rig, load_body_model, require
 
 
 class BodyKind(JobKind):
@@ -20,8 +20,6 @@ class BodyKind(JobKind):
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)
-        name = ctx.params.get("body_model", "anny")
-        rig = "smplx" if name == "smplx" else ctx.params["rig"]  # SMPL-X comes with its own skeleton only
-        model = load_body_model(ctx, name, rig, self.name)
+        model = load_body_model(ctx, *job_rig(ctx, self.name), self.name)
         with ctx.env.torch_threads():
             return pipeline.build_body(model, ctx.params, ctx.progress)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...exchange.asset.schema import HumanAsset
 from ...exchange.wire.jobs import JOB_SPECS
 from ...exchange.wire.protocol import ErrorCode
-from .base import JobContext, JobError, JobKind, require
+from .base import JobContext, JobError, JobKind, job_rig, require
 
 
 class ReconstructKind(JobKind):
@@ -20,6 +20,7 @@ class ReconstructKind(JobKind):
 
     def run(self, ctx: JobContext) -> HumanAsset:
         pipeline = require(self.pipeline, self.name)
+        job_rig(ctx, self.name)  # an anny rig asked for on an SMPL-X body: refused before any work
         image, views = ctx.input("image"), ctx.input("views")
         if (image is None) == (views is None):
             raise JobError(ErrorCode.INVALID_INPUT, "reconstruct takes either a photo (input 'image') or six views "

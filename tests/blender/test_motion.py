@@ -102,6 +102,7 @@ def _armature(fresh_scene, asset_file):
     assert bpy.ops.strata.import_asset(filepath=str(asset_file)) == {"FINISHED"}
     armature = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     assert armature.name.startswith("smplx_human")
+    assert armature["model_type"] == "smplx" and armature["gender"] == "neutral"  # as SMPL-X tools mark theirs
     bpy.context.view_layer.objects.active = armature
     return armature
 

@@ -92,6 +92,8 @@ SHAPE_PRIOR: dict[str, tuple[float, float]] = {
     "proportions": (0.5, 0.3),
 }
 _SHAPE_PRIOR_DEFAULT = (0.5, 0.3)
+#: SMPL-X's betas are standard deviations of its body space: mean 0, and one or two of them is common.
+SMPLX_SHAPE_PRIOR = (0.0, 1.5)
 
 #: Preconditioning of the shape variables (logits per unit of the optimised variable): the silhouette's
 #: gradient w.r.t. a phenotype is ~100x weaker than w.r.t. a joint angle, and L-BFGS's first steps follow
@@ -167,9 +169,13 @@ class FitProblem:
         self.shape_logit0 = torch.as_tensor(np.log(unit / (1 - unit)), dtype=torch.float32, device=dev)
         self.shape_logit = torch.zeros(len(unit), dtype=torch.float32, device=dev, requires_grad=True)
         names = body.shape_names
-        self.shape_free = self._floats([0.0 if n == body.height_parameter else 1.0 for n in names])
-        self.shape_mean = self._floats([SHAPE_PRIOR.get(n, _SHAPE_PRIOR_DEFAULT)[0] for n in names])
-        self.shape_std = self._floats([SHAPE_PRIOR.get(n, _SHAPE_PRIOR_DEFAULT)[1] for n in names])
+        # Stature (set by scaling) and SMPL-X's expressions (a silhouette cannot see them) stay as they are.
+        self.shape_free = self._floats([0.0 if n == body.height_parameter or n.startswith("Exp") else 1.0
+                                        for n in names])
+        prior = [SHAPE_PRIOR.get(n, SMPLX_SHAPE_PRIOR if body.name == "smplx" else _SHAPE_PRIOR_DEFAULT)
+                 for n in names]
+        self.shape_mean = self._floats([mean for mean, _ in prior])
+        self.shape_std = self._floats([std for _, std in prior])
 
         # 5. Keypoint targets, normalised by the image height so the losses are resolution-free.
         self.kp = torch.as_tensor(np.asarray(keypoints.xy, np.float32), device=dev) / self.image_h
