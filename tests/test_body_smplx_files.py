@@ -199,3 +199,21 @@ def test_six_views_on_the_users_smplx(body_smplx_dir, monkeypatch, tmp_path):
     assert asset.body.model == "smplx" and len(asset.rig.joint_names) == 55
     assert {"bottom", "top"} <= {layer.kind for layer in asset.layers}
     assert all(int(layer.skin.joints.max()) < 55 for layer in asset.layers)
+
+
+def test_landmarks_sit_on_smplx_vertices(model, body_smplx_dir):
+    """On SMPL-X's topology the face and foot landmarks are the `smplx` package's own vertex ids; on a file
+    of another topology they are left out of the fit (weight 0) and the joints carry the body."""
+    from smplx.vertex_ids import vertex_ids
+
+    from strata.core.body import get_body_model
+    from strata.core.compute import ComputeEnv
+    from strata.core.reconstruct.keypoints import landmark_map
+
+    lmap = landmark_map(model)
+    assert lmap.vertex_index[lmap.index("nose")] == vertex_ids["smplx"]["nose"]
+    assert lmap.vertex_index[lmap.index("left_heel")] == vertex_ids["smplx"]["LHeel"]
+    assert lmap.weight[lmap.index("nose")] > 0 and lmap.vertex_index[lmap.index("left_shoulder")] == -1
+    other = landmark_map(get_body_model("smplx", env=ComputeEnv(smplx_dir=body_smplx_dir)))
+    assert other.weight[other.index("nose")] == 0.0 and other.weight[other.index("left_wrist")] > 0
+    assert other.joint_index[other.index("left_index")] == model.joint_index("left_index1")
