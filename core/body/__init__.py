@@ -10,6 +10,7 @@ Import cost: numpy only. torch and anny load when a model is first requested::
 Conventions (metres, Z up, facing -Y, Blender bone frames and pose semantics) are in :mod:`.base`.
 """
 
+from .anny_cache import visible_build
 from .base import (
     A_POSE_ARM_ANGLE_DEG,
     POSE_PRESETS,
@@ -39,6 +40,7 @@ __all__ = [
     "forward_kinematics_np",
     "get_body_model",
     "rig_for",
+    "visible_build",
     "rotation_between",
     "world_to_local_rotation",
 ]

@@ -139,11 +139,14 @@ class ReconstructionState:
 Step = Callable[[ReconstructionState], None]
 
 
-def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG, name: str = "anny") -> BodyModel:
-    """The cached body model ``name`` for ``rig``, through the registry (same key as the `body` job's)."""
-    from ..body import get_body_model
+def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG, name: str = "anny",
+               progress: Progress | None = None, stage: str = "load") -> BodyModel:
+    """The cached body model ``name`` for ``rig``, through the registry (same key as the `body` job's); a rig's
+    first use, when anny builds its data, reported to ``progress`` under ``stage``."""
+    from ..body import get_body_model, visible_build
 
-    return get_body_model(name, rig, env=env, cache=cache)
+    with visible_build(progress or Silent(), stage, rig):
+        return get_body_model(name, rig, env=env, cache=cache)
 
 
 def fitting_model(params: dict[str, Any]) -> tuple[str, str]:
@@ -167,7 +170,7 @@ def load_models(state: ReconstructionState) -> None:
     state.progress.report("load", 0.0, "loading the body and pose models (kept warm after the first job)")
     name, rig = fitting_model(state.params)
     state.backends = choose_backends({**state.params, "rig": rig} if name != "anny" else state.params, state.env)
-    state.body = body_model(state.env, state.cache, rig, name)
+    state.body = body_model(state.env, state.cache, rig, name, state.progress)
     state.estimator = REGISTRY.build("pose", state.backends.pose, env=state.env, cache=state.cache)
 
 
@@ -261,8 +264,8 @@ def rig_human(state: ReconstructionState) -> None:
         posed, skin = state.backends.rig.rig(rig_body, fit, state.surface)
         state.rig_pose, state.rig_translation = fit.pose, fit.translation
     else:
-        state.progress.report("rig", 0.2, f"building the {state.backends.body_rig} rig (first use: a minute)")
-        rig_body = body_model(state.env, state.cache, state.backends.body_rig)
+        state.progress.report("rig", 0.2, f"loading the {state.backends.body_rig} rig")
+        rig_body = body_model(state.env, state.cache, state.backends.body_rig, progress=state.progress, stage="rig")
         posed, skin, state.rig_pose, state.rig_translation = transfer_rig(rig_body, fit)
     if state.surface_faces is not None:  # a carved surface: weights from the closest points of the posed body
         from ..body.skinning import transfer_weights

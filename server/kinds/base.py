@@ -184,6 +184,7 @@ def load_body_model(ctx: JobContext, model: str, rig: str, kind: str) -> Any:
     if body.body_model_key(model, rig, ctx.env) not in ctx.models:
         ctx.progress.report("load_model", 0.0, f"loading the {model} body model ({rig} rig, {ctx.env.device})")
     try:
-        return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models)
+        with body.visible_build(ctx.progress, "load_model", rig):  # a rig's first use: anny builds its data
+            return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models)
     except UnavailableError as exc:
         raise JobError(ErrorCode.UNAVAILABLE, str(exc), {"model": model, "rig": rig}) from exc
