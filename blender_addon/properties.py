@@ -85,6 +85,8 @@ def param_property(spec: ParamSpec) -> Any:
             kwargs["subtype"] = "FACTOR"
         elif spec.unit.strip() == "s":
             kwargs.update(subtype="TIME_ABSOLUTE", unit="TIME_ABSOLUTE")
+        elif spec.unit.strip() == "years":  # whole years, and the label says so (Blender has no such unit)
+            kwargs.update(name=f"{name} (years)", precision=0, step=100)
         return FloatProperty(**kwargs)
     if spec.type is int:
         kwargs = {"name": name, "description": desc, "default": int(spec.default)}

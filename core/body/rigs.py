@@ -64,3 +64,21 @@ ANNY_JOINT_MAPS: dict[str, JointMap] = {"anny": ANNY_JOINT_MAP}
 
 #: anny phenotypes, in the order its model expects them (all in [0, 1]).
 ANNY_SHAPE_NAMES: list[str] = ["gender", "age", "muscle", "weight", "height", "proportions"]
+
+#: anny's age phenotype -> years: its blend targets are MakeHuman's baby (1 year), child (11), young adult
+#: (25) and old (90) at 0, 1/3, 2/3 and 1, interpolated linearly between them.
+AGE_YEARS: tuple[tuple[float, float], ...] = ((0.0, 1.0), (1 / 3, 11.0), (2 / 3, 25.0), (1.0, 90.0))
+
+
+def age_phenotype(years: float) -> float:
+    """anny's age phenotype for an age in ``years`` (1-90; clamped), the inverse of :func:`age_years`."""
+    import numpy as np
+
+    return float(np.interp(years, [y for _, y in AGE_YEARS], [p for p, _ in AGE_YEARS]))
+
+
+def age_years(phenotype: float) -> float:
+    """Years for anny's age phenotype (0-1)."""
+    import numpy as np
+
+    return float(np.interp(phenotype, [p for p, _ in AGE_YEARS], [y for _, y in AGE_YEARS]))

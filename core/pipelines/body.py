@@ -20,14 +20,23 @@ from .common import now_iso, png_texture, versions
 SHAPE_PARAMS = ("gender", "age", "muscle", "weight", "proportions")
 
 
+def shape_values(model: BodyModel, params: dict[str, Any]) -> dict[str, float]:
+    """The job's shape parameters as ``model``'s phenotypes (the age, given in years, as anny's 0-1)."""
+    from ..body.rigs import age_phenotype
+
+    named = {k: float(params[k]) for k in SHAPE_PARAMS if k in params and k in model.shape_names}
+    if "age" in named:
+        named["age"] = age_phenotype(named["age"])
+    return named
+
+
 def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | None = None) -> HumanAsset:
     """`params` as validated by exchange/wire/jobs.py's "body" spec (defaults filled)."""
     import torch
 
     progress = progress or Silent()
     progress.report("shape", 0.0, "solving the body shape")
-    named = {k: float(params[k]) for k in SHAPE_PARAMS if k in params and k in model.shape_names}
-    shape = model.shape_vector(**named)
+    shape = model.shape_vector(**shape_values(model, params))
     notes = []
     try:
         shape = model.solve_height(float(params.get("height", 1.70)), shape)

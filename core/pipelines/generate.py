@@ -26,7 +26,7 @@ from ..garments.frame import body_frame
 from ..garments.piece import Piece
 from ..garments.styles import Dresser, GarmentSpec, garment_spec
 from ..progress import Progress, Silent
-from .body import SHAPE_PARAMS, body_layer
+from .body import body_layer, shape_values
 from .common import now_iso, png_texture, versions
 
 GARMENT_TEXTURE = 512
@@ -124,8 +124,7 @@ def _body_shape(model: BodyModel, params: dict[str, Any], rng: np.random.Generat
 
         shape, _ = random_shape(model, rng)
         return shape, float(rng.uniform(0.05, 0.95))
-    named = {k: float(params[k]) for k in SHAPE_PARAMS if k in params and k in model.shape_names}
-    shape = model.solve_height(float(params.get("height", 1.70)), model.shape_vector(**named))
+    shape = model.solve_height(float(params.get("height", 1.70)), model.shape_vector(**shape_values(model, params)))
     return shape, float(params.get("skin_tone", 0.4))
 
 

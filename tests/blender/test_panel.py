@@ -264,8 +264,8 @@ def test_a_message_about_the_inputs_goes_when_the_user_changes_them(addon, runti
 
 
 def test_choices_read_as_words_with_explanations(addon) -> None:
-    """Rigs and body models show what they are (not 'Cmu mb'); texture sizes in pixels; the quality's
-    preference choice says so."""
+    """Rigs and body models show what they are (not 'Cmu mb'); texture sizes in pixels, age in years; the
+    quality's preference choice says so."""
     settings = bpy.context.scene.strata
     rig = settings.body.bl_rna.properties["rig"]
     titles = {item.identifier: (item.name, item.description) for item in rig.enum_items}
@@ -274,6 +274,8 @@ def test_choices_read_as_words_with_explanations(addon) -> None:
     models = {item.identifier: item.name for item in settings.body.bl_rna.properties["body_model"].enum_items}
     assert models == {"anny": "anny (built in)", "smplx": "SMPL-X (your files)"}
     assert settings.body.bl_rna.properties["texture_size"].subtype == "PIXEL"
+    age = settings.body.bl_rna.properties["age"]  # in years, whole ones, as an artist reads an age
+    assert age.name == "Age (years)" and (age.default, age.hard_min, age.hard_max, age.precision) == (25, 1, 90, 0)
     quality = settings.reconstruct.bl_rna.properties["quality"]
     assert quality.enum_items[0].name == "As in preferences"
 
