@@ -334,5 +334,37 @@ class STRATA_PT_motion(_Panel, bpy.types.Panel):
             col.label(text=f"Playing: {action.name}", icon="ACTION")
 
 
+class STRATA_PT_history(_Panel, bpy.types.Panel):
+    """Past results with their thumbnails (the photo, or a front view), to import again."""
+
+    bl_idname = "STRATA_PT_history"
+    bl_label = "History"
+    bl_parent_id = "STRATA_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        from . import history
+
+        past = history.records(runtime.user_dir("results"))
+        if not past:
+            _wrapped(self.layout, "Results you make appear here, to import again.", "INFO", context)
+            return
+        for record in past:
+            row = self.layout.box().row()
+            icon = photo_icon(str(record.thumbnail)) if record.thumbnail.exists() else 0
+            if icon:
+                row.template_icon(icon_value=icon, scale=3.0)
+            col = row.column(align=True)
+            _wrapped(col, record.name, context=context)
+            col.label(text=f"{KIND_TITLES.get(record.kind, record.kind)}, {record.when}")
+            col.operator_context = "EXEC_DEFAULT"  # the file is known: no file browser
+            op = col.operator("strata.import_asset", text="Import Again", icon="IMPORT")
+            op.filepath, op.name, op.job_id = str(record.result), record.name, record.job_id
+
+
+#: Job kinds as the history names them.
+KIND_TITLES = {"reconstruct": "Photo", "generate": "Layered", "body": "Body"}
+
+
 CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_garments, STRATA_PT_motion, STRATA_PT_parameters,
-           STRATA_PT_server, STRATA_PT_backends)
+           STRATA_PT_history, STRATA_PT_server, STRATA_PT_backends)

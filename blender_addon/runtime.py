@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import bpy
 
-from . import importer
+from . import history, importer
 from ._lib.wire.jobs import JOB_SPECS
 from .connection import Connection, Update, load_curve_keys
 from .local_server import LOCAL_HOSTS, LocalServer
@@ -333,6 +333,8 @@ def _import_result(update: Update) -> None:
     RUNTIME.imported.append(result.collection.name)
     if update.path:
         result.collection["strata_result_file"] = update.path
+        history.remember(update.path, update.asset, name=name, kind=kind, job_id=update.job_id,
+                         source_image=request.source_image if request else "")
     if not bpy.app.background or FORCE_UNDO:
         with contextlib.suppress(RuntimeError):
             bpy.ops.ed.undo_push(message=f"Import Strata {kind}")  # one undo step per imported result

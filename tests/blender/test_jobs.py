@@ -3,8 +3,10 @@ timer callback, progress, cancel, errors in plain words, capability checks, rele
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
+from pathlib import Path
 
 import bpy
 import pytest
@@ -41,6 +43,10 @@ def test_echo_synchronous_imports_result(connected, fresh_scene) -> None:
     job_id = collection["strata_job_id"]
     assert job_id and all(o["strata_job_id"] == job_id for o in objects)
     assert collection["strata_result_file"].endswith(f"{job_id}.strata")
+    # It joins the history, with its thumbnail, to be imported again later.
+    history = importlib.import_module(f"{MODULE}.history")
+    record = next(r for r in history.records(Path(collection["strata_result_file"]).parent, 100) if r.job_id == job_id)
+    assert record.kind == "echo" and record.name == collection.name and record.thumbnail.exists()
 
 
 def test_echo_through_the_timer_with_progress(connected, fresh_scene) -> None:
