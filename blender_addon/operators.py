@@ -328,6 +328,21 @@ class STRATA_OT_stop_server(bpy.types.Operator):
 # import
 
 
+class STRATA_OT_pick_photo(bpy.types.Operator, ImportHelper):
+    """Pick the photo of a person to reconstruct (PNG, JPEG or WebP)"""
+
+    bl_idname = "strata.pick_photo"
+    bl_label = "Pick Photo"
+    bl_options = {"REGISTER", "INTERNAL"}
+
+    filter_glob: StringProperty(default="*.png;*.jpg;*.jpeg;*.webp", options={"HIDDEN"})
+    filter_image: BoolProperty(default=True, options={"HIDDEN"})  # the file browser's thumbnails
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        _settings(context).photo = self.filepath  # its update checks the file and shows the preview
+        return {"FINISHED"}
+
+
 class STRATA_OT_import_asset(bpy.types.Operator, ImportHelper):
     """Import a Strata result (.strata): a collection with the armature and one object per layer"""
 
@@ -534,6 +549,7 @@ def human_garments(obj: bpy.types.Object | None) -> list[bpy.types.Object]:
 
 
 CLASSES = (
+    STRATA_OT_pick_photo,
     STRATA_OT_garment_visibility,
     STRATA_OT_reconstruct,
     STRATA_OT_body,

@@ -150,7 +150,9 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
         layout.row().prop(settings, "mode", expand=True)
 
         if settings.mode == "RECONSTRUCT":
-            layout.prop(settings, "photo")
+            row = layout.row(align=True)
+            row.prop(settings, "photo")
+            row.operator("strata.pick_photo", text="", icon="FILEBROWSER")  # images only, with thumbnails
             icon = photo_icon(settings.photo)
             if icon:
                 layout.template_icon(icon_value=icon, scale=8.0)

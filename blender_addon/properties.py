@@ -190,8 +190,9 @@ class STRATA_PG_settings(bpy.types.PropertyGroup):
 
     mode: EnumProperty(name="Mode", items=MODES, default="RECONSTRUCT", description="What to make",
                        update=_mode_changed)
-    photo: StringProperty(name="Photo", subtype="FILE_PATH", update=_photo_changed,
-                          description="A photo of one person (PNG, JPEG or WebP)")
+    photo: StringProperty(name="Photo", update=_photo_changed,  # picked with strata.pick_photo: images only
+                          description="A photo of one person (PNG, JPEG or WebP): a path, or pick it with the "
+                                      "folder button")
     reconstruct: PointerProperty(type=RECONSTRUCT_PARAMS)
     body: PointerProperty(type=BODY_PARAMS)
     layers: CollectionProperty(type=STRATA_PG_layer)

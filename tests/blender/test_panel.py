@@ -159,6 +159,13 @@ def test_photo_preview(addon) -> None:
     assert tuple(preview.image_size) != (0, 0)  # loaded; background mode has no icons (icon_id 0) to draw
     icons = [kw["icon_value"] for name, _, kw in log if name == "template_icon"]
     assert icons == ([preview.icon_id] if preview.icon_id else [])
+    # The folder button beside the field browses images only, and its pick becomes the photo.
+    assert ("operator", ("strata.pick_photo",), {"text": "", "icon": "FILEBROWSER"}) in log
+    glob = bpy.ops.strata.pick_photo.get_rna_type().properties["filter_glob"].default
+    assert set(glob.split(";")) == {"*.png", "*.jpg", "*.jpeg", "*.webp"}
+    settings.photo = ""
+    assert bpy.ops.strata.pick_photo("EXEC_DEFAULT", filepath=str(photo)) == {"FINISHED"}
+    assert settings.photo == str(photo)
 
 
 def test_backends_panel_lists_what_runs_and_why_not(addon, runtime) -> None:
