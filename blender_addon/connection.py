@@ -212,7 +212,7 @@ class Connection:
                        message=f"The connection to the server was lost while job {job_id} ran; if the server "
                                f"still runs, its result can be fetched later (strata fetch {job_id})")
         self._jobs.clear()
-        self._post("disconnected", code="server_unavailable", message=str(exc))
+        self._post("disconnected", code="server_unavailable", message=_in_words(exc))
 
     def _ensure_client(self) -> Any:
         if self._client is None:
@@ -227,20 +227,7 @@ class Connection:
 
     def _refusal(self, kind: str) -> tuple[str, str] | None:
         """(code, message) when the server said in its welcome that it cannot run `kind`."""
-        caps = self._welcome.get("capabilities", {})
-        kinds = caps.get("job_kinds")
-        refused = caps.get("unavailable_kinds") or {}
-        if isinstance(refused, dict) and kind in refused:  # protocol 1.1: known but cannot run here
-            return "unavailable", f"the server cannot run '{kind}' jobs: {refused[kind] or '?'}"
-        if not isinstance(kinds, dict) or not kinds:
-            return None
-        if kind not in kinds:
-            return "unknown_job_kind", (f"the server at {self.address} has no '{kind}' job "
-                                        f"(it offers: {', '.join(sorted(kinds))})")
-        info = kinds[kind] or {}
-        if info.get("available") is False:
-            return "unavailable", f"the server cannot run '{kind}' jobs: {info.get('unavailable_reason') or '?'}"
-        return None
+        return refusal(self._welcome, kind)
 
     def _cmd_stop(self) -> None:
         self._stopped.set()
@@ -260,7 +247,7 @@ class Connection:
                     self._post("disconnected", code="server_exited",
                                message="the local server process exited before it answered")
                 else:
-                    self._post("disconnected", code=_code(exc, "server_unavailable"), message=str(exc))
+                    self._post("disconnected", code=_code(exc, "server_unavailable"), message=_in_words(exc))
                 return
             self._post("connected", **welcome)
             return
@@ -284,7 +271,7 @@ class Connection:
             code = _code(exc, "server_unavailable")
             if code == "server_unavailable":
                 self._close()
-                self._post("disconnected", code=code, message=str(exc))
+                self._post("disconnected", code=code, message=_in_words(exc))
             self._post("failed", "", code=code, message=_message(exc), detail=_detail(exc), token=token)
             return
         self._jobs[job_id] = _Job(kind, token, time.monotonic())
@@ -369,6 +356,14 @@ class Connection:
         self.updates.put(Update("result", event.job_id, {"kind": job.kind, "token": job.token}, asset, path))
 
 
+def _in_words(exc: Exception) -> str:
+    """An exception as the panel says it: no request names ("hello", "watch") from a server that is gone."""
+    address, timeout = getattr(exc, "address", None), getattr(exc, "timeout", None)
+    if address is not None and timeout is not None:  # ServerUnavailable
+        return f"No Strata server answered at {address} within {timeout:g} s"
+    return str(exc)
+
+
 def _code(exc: Exception, unavailable: str) -> str:
     """A stable code for any exception the client raises: RemoteError/ProtocolError carry one;
     ServerUnavailable and other connection trouble become `unavailable`."""
@@ -387,3 +382,29 @@ def _message(exc: Exception) -> str:
 def _detail(exc: Exception) -> dict[str, Any]:
     detail = getattr(exc, "detail", None)
     return dict(detail) if isinstance(detail, dict) else {}
+
+
+#: Job kinds in the words of the panel's modes (diagnostic kinds such as `echo` are never listed to users).
+KIND_WORDS = {"reconstruct": "humans from photos", "generate": "layered humans", "body": "bodies"}
+
+
+def refusal(welcome: dict[str, Any], kind: str) -> tuple[str, str] | None:
+    """(code, message in words) when a server's welcome says it cannot run `kind`, else None (also when the
+    welcome lists no kinds: the job itself will say)."""
+    caps = welcome.get("capabilities", {}) if isinstance(welcome, dict) else {}
+    kinds, refused = caps.get("job_kinds"), caps.get("unavailable_kinds") or {}
+    what = KIND_WORDS.get(kind, f"'{kind}' jobs")
+    if isinstance(refused, dict) and kind in refused:  # protocol 1.1: known but cannot run here
+        return "unavailable", f"The server cannot make {what} here: {refused[kind] or 'unavailable'}"
+    if isinstance(kinds, list):  # an older server may list names only
+        kinds = dict.fromkeys(kinds)
+    if not isinstance(kinds, dict) or not kinds:
+        return None
+    if kind not in kinds:
+        offered = [KIND_WORDS[k] for k in KIND_WORDS if k in kinds]
+        return "unknown_job_kind", (f"This server is an older Strata and cannot make {what}"
+                                    + (f" (it makes {' and '.join(offered)})" if offered else ""))
+    info = kinds[kind] or {}
+    if info.get("available") is False:
+        return "unavailable", f"The server cannot make {what} here: {info.get('unavailable_reason') or '?'}"
+    return None

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .connection import Update
+from .connection import Update, refusal
 
 ADVICE: dict[str, str] = {
     "server_unavailable": "Start a server: tick 'Start a local server' in the add-on preferences and press Start, "
@@ -23,7 +23,7 @@ ADVICE: dict[str, str] = {
     "unknown_job_kind": "This server is older than the add-on and does not know this job. Update the Strata server.",
     "unavailable": "The server lacks the models or packages for this job. Install them on the server "
                    "(see its log), or choose another mode.",
-    "no_generate": "Layered generation needs a newer Strata server. Meanwhile use 'Body' or 'Reconstruct'.",
+    "no_generate": "Update the Strata server to make them; meanwhile use the 'Photo' or 'Body' mode.",
     "invalid_params": "A setting is out of range for this server. Reset it to its default and run again.",
     "invalid_input": "The photo could not be read. Use a PNG, JPEG or WebP photo of one person.",
     "too_large": "The input is larger than the server accepts. Use a smaller photo.",
@@ -204,17 +204,10 @@ class Session:
 
     def supports(self, kind: str) -> tuple[bool, str]:
         """Whether the connected server offers `kind`, and if not, why (in words)."""
-        kinds = self.job_kinds()
-        refused = self.welcome.get("capabilities", {}).get("unavailable_kinds") or {}
-        if isinstance(refused, dict) and kind in refused:  # protocol 1.1: known, but cannot run on this server
-            return False, f"the server cannot run '{kind}' jobs: {refused[kind] or 'unavailable'}"
-        if kind not in kinds:
-            offered = ", ".join(sorted(kinds)) or "none"
-            return False, f"the server at {self.address} has no '{kind}' job (it offers: {offered})"
-        info = kinds[kind] or {}
-        if info.get("available") is False:
-            return False, f"the server cannot run '{kind}' jobs: {info.get('unavailable_reason') or 'not installed'}"
-        return True, ""
+        if not self.job_kinds():
+            return False, f"The server at {self.address} offers nothing to make"
+        refused = refusal(self.welcome, kind)
+        return (False, refused[1]) if refused is not None else (True, "")
 
     def backend_lines(self) -> list[tuple[str, str]]:
         """(text, state) lines from the server's registry report (protocol 1.1): per stage the backend "auto"

@@ -187,7 +187,7 @@ def test_session_status_line_and_capabilities(mods) -> None:
     assert "FakeGPU" in line and "3.0 GiB GPU free" in line and "models: anny" in line
     assert session.supports("body") == (True, "")
     ok, why = session.supports("generate")
-    assert not ok and "no 'generate' job" in why and "body" in why
+    assert not ok and "cannot make layered humans" in why and "bodies" in why
 
 
 def test_worker_refuses_a_kind_the_server_lacks(mods) -> None:
@@ -201,7 +201,7 @@ def test_worker_refuses_a_kind_the_server_lacks(mods) -> None:
     finally:
         conn.stop()
     assert not any(call[0] == "submit" for call in fake.calls)
-    assert session.problem.code == "no_generate" and "no 'generate' job" in session.problem.message
+    assert session.problem.code == "no_generate" and "cannot make layered humans" in session.problem.message
 
 
 def test_a_server_that_stops_shows_as_gone_within_seconds(mods, monkeypatch) -> None:

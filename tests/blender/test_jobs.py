@@ -201,7 +201,7 @@ def test_reconstruct_from_photo(connected, fresh_scene, tmp_path) -> None:
     settings.photo = str(photo)
     ok, why = connected.RUNTIME.session.supports("reconstruct")
     if not ok:
-        with pytest.raises(RuntimeError, match="cannot run 'reconstruct'"):
+        with pytest.raises(RuntimeError, match="cannot make humans from photos"):
             bpy.ops.strata.reconstruct()
         assert connected.RUNTIME.session.problem.code == "unavailable"
         return

@@ -336,3 +336,19 @@ def test_the_results_folder_is_one_click_away(addon, runtime, fresh_scene, tmp_p
     assert opened and opened[0]["text"] == "Open Results Folder"
     with pytest.raises(RuntimeError, match="does not exist"):
         bpy.ops.strata.open_folder(path=str(tmp_path / "gone" / "x.strata"))
+
+
+def test_an_older_or_absent_server_is_said_in_words(addon) -> None:
+    """A server without the layered job, or one that is gone, is described by what the user makes, never by
+    request or diagnostic names (generate, echo, hello, watch)."""
+    import importlib
+
+    connection = importlib.import_module(f"{MODULE}.connection")
+    welcome = {"capabilities": {"job_kinds": {"body": {}, "echo": {}, "reconstruct": {}}}}
+    code, message = connection.refusal(welcome, "generate")
+    assert code == "unknown_job_kind" and "cannot make layered humans" in message
+    assert "humans from photos and bodies" in message and "echo" not in message and "generate" not in message
+    assert connection.refusal(welcome, "body") is None
+    client = importlib.import_module(f"{MODULE}._lib.client")
+    lost = connection._in_words(client.ServerUnavailable("tcp://127.0.0.1:5555", 5.0, "watch"))
+    assert lost == "No Strata server answered at tcp://127.0.0.1:5555 within 5 s"
