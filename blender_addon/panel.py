@@ -197,7 +197,8 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
                     _wrapped(box, job.text[0].upper() + job.text[1:], context=context)
                 age = job.heartbeat_age
                 alive = "server alive" if age < 3.0 else f"no word from the server for {age:.0f} s"
-                _wrapped(box, f"{job.kind} {job.job_id[:8]} | {job.state} | {job.elapsed:.0f} s | {alive}",
+                _wrapped(box, f"{KIND_TITLES.get(job.kind, job.kind)} job {job.job_id[:8]} | {job.state} | "
+                              f"{job.elapsed:.0f} s | {alive}",
                          icon="TIME", context=context)
             if job is not None and job.cancelling:
                 _wrapped(box, "Cancelling… the server stops the job at its next step.", icon="CANCEL",

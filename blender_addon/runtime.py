@@ -250,7 +250,7 @@ def stop_local_server() -> int | None:
     if rt.connection is not None:
         rt.connection.stop()
         rt.connection = None
-        rt.session.connected = False
+    rt.session.stopped_server()
     server, rt.server = rt.server, None
     return server.stop() if server is not None else None
 

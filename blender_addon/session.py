@@ -45,6 +45,11 @@ ADVICE: dict[str, str] = {
 INPUT_PROBLEMS = frozenset({"no_photo", "invalid_input", "too_large", "no_person", "several_people",
                             "invalid_params", "no_generate", "unavailable", "cancelled"})
 
+#: Model-cache names the panel shows, in words (the others are the pipeline's internals).
+MODEL_WORDS = {"body_model/anny": "anny body", "body_model/smplx": "SMPL-X body", "pose/mediapipe": "MediaPipe pose",
+               "segmentation/mediapipe": "MediaPipe person mask", "segmentation/rembg": "rembg person mask",
+               "multiview/pshuman": "PSHuman views"}
+
 GENERIC_ADVICE = "See the server log for details, then run again. If it keeps failing, report it with the log."
 
 
@@ -185,6 +190,18 @@ class Session:
         self.problem = explain(code, message, detail)
         return self.problem
 
+    def stopped_server(self) -> None:
+        """The user stopped the server this Blender runs: its jobs end with it (no connection is left to say
+        so), which the panel tells as news, not as an error."""
+        lost = len(self.jobs) + len(self.waiting)
+        self.jobs.clear()
+        self.waiting.clear()
+        self.connected = False
+        if lost:
+            self.notice = ("The server was stopped; the job that was running ended with it (nothing was "
+                           "imported). Start the server to run it again." if lost == 1 else
+                           f"The server was stopped; the {lost} jobs that were running ended with it.")
+
     # -- questions the panel and the operators ask --------------------------------------------
 
     @property
@@ -244,7 +261,8 @@ class Session:
         if "gpu_free_bytes" in memory:
             parts.append(f"{memory['gpu_free_bytes'] / 2**30:.1f} GiB GPU free")
         models = caps.get("models_loaded") or []
-        # Model-cache keys ("body_model/anny@cpu/float32;rig=anny") are for logs: the panel names the models.
-        names = sorted({str(m).split("@")[0].split("/")[-1] for m in models})
+        # Model-cache keys ("body_model/anny@cpu/float32;rig=anny") are for logs: the panel names the models an
+        # artist knows, and leaves out the pipeline's own tables (UV layouts, graphs, rasterizers).
+        names = sorted({MODEL_WORDS[key] for key in (str(m).split("@")[0] for m in models) if key in MODEL_WORDS})
         parts.append(f"models: {', '.join(names)}" if names else "no models loaded")
         return " | ".join(parts)

@@ -47,7 +47,8 @@ class FakeClient:
         self.calls.append(("hello",))
         return {"version": 1, "server": "fake/1", "capabilities": {
             "job_kinds": {k: {"available": True} for k in self.kinds}, "device": {"name": "FakeGPU"},
-            "memory": {"gpu_free_bytes": 3 * 2**30}, "models_loaded": ["anny"]}}
+            "memory": {"gpu_free_bytes": 3 * 2**30},
+            "models_loaded": ["body_model/anny@cpu/float32;rig=anny", "uv_layouts@cpu/float32;size=2048"]}}
 
     def submit(self, kind, params, image=None):
         self.calls.append(("submit", kind, params))
@@ -184,7 +185,7 @@ def test_session_status_line_and_capabilities(mods) -> None:
     assert session.status_line().startswith("Not connected")
     session.apply(mods.connection.Update("connected", data=FakeClient(mods, kinds=("body",)).hello()))
     line = session.status_line()
-    assert "FakeGPU" in line and "3.0 GiB GPU free" in line and "models: anny" in line
+    assert "FakeGPU" in line and "3.0 GiB GPU free" in line and line.endswith("models: anny body")  # no internals
     assert session.supports("body") == (True, "")
     ok, why = session.supports("generate")
     assert not ok and "cannot make layered humans" in why and "bodies" in why

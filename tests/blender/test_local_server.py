@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import bpy
 import pytest
 
@@ -27,10 +29,22 @@ def test_start_and_stop_local_server(runtime, prefs, monkeypatch: pytest.MonkeyP
         lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]
         assert lines and len(lines) == len(set(lines)), lines[:6]
         assert server.console_path.is_file() and server.log_tail()
+        # A job running when the user stops the server ends with it, told as news (not left 'running').
+        runtime.FORCE_ASYNC = True
+        assert bpy.ops.strata.run_job(job_kind="echo", params_json='{"hold": 30}') == {"FINISHED"}
+        deadline = time.monotonic() + 20
+        while not rt.session.jobs:
+            assert time.monotonic() < deadline, "the job was never accepted"
+            runtime.tick()
+            time.sleep(0.05)
     finally:
+        runtime.FORCE_ASYNC = False
         assert bpy.ops.strata.stop_server() == {"FINISHED"}
     assert not server.running
     assert rt.server is None and rt.connection is None
+    assert not rt.session.busy and rt.session.problem is None
+    assert rt.session.notice.startswith("The server was stopped; the job that was running ended with it")
+    runtime.stop_timer()
 
 
 def test_start_refuses_a_network_address(runtime, prefs) -> None:

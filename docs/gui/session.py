@@ -1,0 +1,126 @@
+"""GUI driver (../shared/tools/blender-gui): an artist's whole session in a real Blender window, with the
+server started by the add-on itself (preferences: "Run the server on this computer").
+
+1. the add-on's first look (installed from the zip by the tool); 2. Connect starts the local server;
+3-4. a photo reconstructed, with progress, imported at the cursor; 5-6. a second job cancelled; 7. the server
+stopped in the middle of a third job; 8. the first result imported again from the History; 9. the human at
+its A-pose rest (the photo's pose is on the armature).
+
+    T=../shared/tools/blender-gui
+    $T/run.sh --project . --out /tmp/shots --addon dist/strata-0.1.0-linux-x64.zip --mount ../shared/examples \
+        --mount /root/.pyenv --mount /root/.cache/anny --env ANNY_CACHE_DIR=/root/.cache/anny \
+        -- docs/gui/session.py tcp://127.0.0.1:5611 $(realpath .venv) $(realpath docs/examples/pexels-6311555.png)
+
+(the two extra mounts let the project's .venv run inside the tool's chroot with the rigs already built).
+Writes 01_first_look ... 09_rest (.png) in OUT and logs what each step saw. The tool's bootstrap provides
+ARGS, OUT, ADDON_MODULE, log, shot, settle, wait_until, view3d_override and open_sidebar_tab as globals.
+"""
+# ruff: noqa: F821
+
+import importlib
+
+import bpy
+
+
+def _op(operator, *args, **kwargs):
+    category, op = operator.split(".")
+    with bpy.context.temp_override(**view3d_override()):
+        return getattr(getattr(bpy.ops, category), op)(*args, **kwargs)
+
+
+def _show(rt, name):
+    log(f"{name}: busy={rt.session.busy} problem={rt.session.problem and rt.session.problem.text!r} "
+        f"notice={rt.session.notice!r}")
+    yield from settle()
+    shot(name)
+
+
+def _scroll(region, clicks):
+    """Scroll ``region`` with the mouse wheel (down for positive ``clicks``), as an artist would."""
+    move(*region_xy(region, 0.5, 0.5))
+    for _ in range(abs(clicks)):
+        xdo("click", "5" if clicks > 0 else "4")
+    yield 0.5
+
+
+def _frame(obj):
+    for o in bpy.context.selected_objects:
+        o.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.view3d.view_axis(type="FRONT")
+        bpy.ops.view3d.view_selected()
+
+
+def main():
+    address, env, photo = ARGS[0], ARGS[1], ARGS[2]
+    rt = importlib.import_module(ADDON_MODULE + ".runtime").RUNTIME
+    panel = importlib.import_module(ADDON_MODULE + ".panel")
+    if "Cube" in bpy.data.objects:
+        bpy.data.objects.remove(bpy.data.objects["Cube"])
+    history = panel.STRATA_PT_history  # open by default here, so the screenshot shows it
+    bpy.utils.unregister_class(history)
+    history.bl_options = set()
+    bpy.utils.register_class(history)
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.address, prefs.start_local, prefs.server_env = address, True, env
+
+    # 1-2. First look; Connect starts the server on this computer.
+    sidebar = yield from open_sidebar_tab("Strata")
+    yield from _show(rt, "01_first_look")
+    _op("strata.connect")
+    yield from wait_until(lambda: rt.session.connected or rt.session.problem is not None, timeout=240,
+                          what="the local server")
+    yield from _show(rt, "02_connected")
+    if not rt.session.connected:
+        raise RuntimeError(f"the local server did not answer: {rt.session.problem and rt.session.problem.text}")
+
+    # 3-4. A photo, reconstructed with progress, imported at the cursor.
+    bpy.context.scene.strata.photo = photo
+    bpy.context.scene.cursor.location = (0.0, 0.0, 0.0)
+    _op("strata.reconstruct")
+    yield from wait_until(lambda: any(j.stage == "fit" for j in rt.session.jobs.values()) or not rt.session.busy,
+                          timeout=120, what="the fit")
+    yield from _show(rt, "03_progress")
+    yield from wait_until(lambda: not rt.session.busy, timeout=600, what="the job")
+    yield from wait_until(lambda: bool(rt.imported) or rt.session.problem is not None, timeout=60, what="the import")
+    first = bpy.data.collections[rt.imported[-1]]
+    arm = next(o for o in first.objects if o.type == "ARMATURE")
+    _frame(arm)
+    yield from _show(rt, "04_imported")
+
+    # 5-6. A second job, cancelled.
+    bpy.context.scene.cursor.location = (1.2, 0.0, 0.0)
+    _op("strata.reconstruct")
+    yield 3.0
+    _op("strata.cancel")
+    yield 0.3
+    yield from _show(rt, "05_cancelling")
+    yield from wait_until(lambda: not rt.session.busy, timeout=120, what="the cancel")
+    yield from _show(rt, "06_cancelled")
+
+    # 7. A third job, and the server stopped in its middle.
+    _op("strata.reconstruct")
+    yield 4.0
+    _op("strata.stop_server")
+    yield from wait_until(lambda: not rt.session.busy, timeout=60, what="the lost job")
+    yield 1.0
+    yield from _show(rt, "07_server_stopped")
+
+    # 8. The first result again, from the History (no server needed).
+    record = importlib.import_module(ADDON_MODULE + ".history").records(
+        importlib.import_module(ADDON_MODULE + ".runtime").user_dir("results"))[-1]
+    bpy.context.scene.cursor.location = (-1.2, 0.0, 0.0)
+    _op("strata.import_asset", "EXEC_DEFAULT", filepath=str(record.result), name=record.name)
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.view3d.view_all()
+    yield from _scroll(sidebar, 25)  # down to the History at the foot of the sidebar
+    yield from _show(rt, "08_history_import_again")
+    yield from _scroll(sidebar, -25)
+
+    # 9. The armature at rest: the A-pose the meshes are bound in.
+    arm.data.pose_position = "REST"
+    _frame(arm)
+    yield from _show(rt, "09_rest")
+    log("objects:", sorted(o.name for o in bpy.context.scene.objects))
