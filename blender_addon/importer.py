@@ -143,6 +143,8 @@ def import_asset(
         for layer, obj in built:
             if layer.hides_body is not None and len(layer.hides_body) and layer.kind != "body":
                 obj["strata_mask_modifier"] = add_mask(body, layer.name, layer.hides_body).name
+            if obj is not body:
+                follow_body_keys(body, obj)
         clock.lap("masks")
     if armature is not None:  # after the masks: hide first, then deform what is left
         for layer, obj in built:
@@ -453,6 +455,29 @@ def add_shape_keys(obj: bpy.types.Object, vertices: np.ndarray, keys: np.ndarray
         key.slider_min, key.slider_max, key.value = -SHAPE_KEY_RANGE, SHAPE_KEY_RANGE, 0.0
 
 
+def follow_body_keys(body: bpy.types.Object, garment: bpy.types.Object) -> int:
+    """Drive each of ``garment``'s shape keys by the body's key of the same name, so one slider on the body
+    reshapes the body and its clothes together (the garment's keys are its binding to the body). Returns
+    how many keys were linked."""
+    body_keys = body.data.shape_keys
+    garment_keys = garment.data.shape_keys
+    if body_keys is None or garment_keys is None:
+        return 0
+    linked = 0
+    for block in garment_keys.key_blocks[1:]:
+        if block.name not in body_keys.key_blocks:
+            continue
+        driver = block.driver_add("value").driver
+        driver.type = "AVERAGE"
+        var = driver.variables.new()
+        var.name, var.type = "body", "SINGLE_PROP"
+        var.targets[0].id_type = "KEY"
+        var.targets[0].id = body_keys
+        var.targets[0].data_path = f'key_blocks["{block.name}"].value'
+        linked += 1
+    return linked
+
+
 def apply_pose(obj: bpy.types.Object, names: Sequence[str], pose: Any) -> None:
     """Set each pose bone's `matrix_basis` to `pose[j]` (J, 4, 4), the bone of `names[j]`: location,
     quaternion and scale decomposed by mathutils (what assigning `matrix_basis` does) and written with
@@ -569,13 +594,14 @@ def _provenance_props(asset: Any, job_id: str, source_image: str) -> dict[str, A
 
 def _model_props(asset: Any, bone_names: Sequence[str]) -> dict[str, Any]:
     """The body model behind the armature; on SMPL-X's skeleton also ``model_type`` and ``gender`` as the
-    SMPL-X tools' own objects carry them (the neutral model: Strata fits no gendered one)."""
+    SMPL-X tools' own objects carry them (the user's SMPL-X file's gender; neutral on the anny-based rig)."""
     from ._lib.asset.smplx_motion import SMPLX_JOINT_NAMES
 
     body = getattr(asset, "body", None)
     props: dict[str, Any] = {"strata_body_model": body.model if body is not None else ""}
     if list(bone_names) == list(SMPLX_JOINT_NAMES):
-        props |= {"model_type": "smplx", "gender": "neutral"}
+        extra = body.extra if body is not None else {}
+        props |= {"model_type": "smplx", "gender": str(extra.get("gender", "neutral"))}
     return props
 
 

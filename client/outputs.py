@@ -80,5 +80,6 @@ def write_smplx_pose(path: Path, frames: Sequence[Any]) -> Path | None:
         for key, prefix in (("betas", "Shape"), ("expression", "Exp")):
             arrays[key] = shape[[i for i, n in enumerate(names) if n.startswith(prefix)]][None]
     out = path.with_name(f"{path.stem}_smplx.npz")
-    np.savez(out, **arrays, gender=np.array("neutral"), model_type=np.array("smplx"))
+    gender = str(body.extra.get("gender", "neutral")) if body is not None else "neutral"
+    np.savez(out, **arrays, gender=np.array(gender), model_type=np.array("smplx"))
     return out

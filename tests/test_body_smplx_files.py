@@ -22,6 +22,7 @@ def smplx_dir(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("smplx_models")
     write_smplx_npz(root / "smplx" / "SMPLX_NEUTRAL.npz")
+    write_smplx_npz(root / "smplx" / "SMPLX_FEMALE.npz", seed=1)
     return root
 
 
@@ -94,6 +95,12 @@ def test_the_body_job_on_the_users_files(smplx_dir, tmp_path):
         backends = client.hello()["capabilities"]["backends"]
         assert backends["body_model"]["smplx"]["ok"], backends["body_model"]["smplx"]
         asset = client.run("body", {"body_model": "smplx", "texture_size": 256, "height": 1.7})
+        # The user's female file when asked for, said in the asset (and so in the fit written beside exports);
+        # a gender whose file is missing is an error that names it.
+        female = client.run("body", {"body_model": "smplx", "smplx_gender": "female", "texture_size": 256})
+        with pytest.raises(RemoteError) as missing:
+            client.run("body", {"body_model": "smplx", "smplx_gender": "male", "texture_size": 256})
+        assert missing.value.code == "unavailable" and "SMPLX_MALE.npz is not in" in missing.value.message
         # An anny rig on an SMPL-X body is refused, not silently replaced by SMPL-X's.
         with pytest.raises(RemoteError) as refused:
             client.run("body", {"body_model": "smplx", "rig": "mixamo", "texture_size": 256})
@@ -103,6 +110,13 @@ def test_the_body_job_on_the_users_files(smplx_dir, tmp_path):
     assert asset.body.model == "smplx" and asset.provenance.backends["body_model"] == "smplx"
     assert mesh.shape_key_names[:1] == ["Shape000"] and mesh.shape_keys.shape == (20, 10475, 3)
     assert float(np.abs(mesh.shape_keys).max()) > 0.0
+    assert asset.body.extra["gender"] == "neutral" and female.body.extra["gender"] == "female"
+    assert not np.allclose(female.layer("body").mesh.vertices, mesh.vertices)  # another file, another body
+    from strata.client.outputs import write_smplx_pose
+    from strata.exchange.asset import encode
+
+    fit = np.load(write_smplx_pose(tmp_path / "female.glb", encode(female)))
+    assert str(fit["gender"]) == "female" and fit["betas"].shape == (1, 10)
     with running_server(tmp_path / "data2") as (server, address), Client(address, timeout=30) as client:
         server.probe.wait(60)
         reason = client.hello()["capabilities"]["backends"]["body_model"]["smplx"]["reason"]
@@ -171,6 +185,14 @@ def test_layers_generated_on_the_users_smplx(body_smplx_dir):
     meshes = [(np.asarray(layer.mesh.vertices, np.float64), np.asarray(layer.mesh.faces, np.int64))
               for layer in asset.layers]
     assert max(layer_penetration(meshes[:1] + meshes[1:3])) < 0.005
+    # The betas stay sliders, and the garments' keys (their binding to the body) move them with the body:
+    # a much heavier body (the 'weight' direction at +3) still wears its skirt and top outside it.
+    assert all(layer.mesh.shape_key_names == list(model.shape_names) for layer in asset.layers)
+    k = model.shape_names.index("Shape004")  # this file's weight direction
+    heavier = [(v + 3.0 * np.asarray(layer.mesh.shape_keys[k], np.float64), f)
+               for (v, f), layer in zip(meshes, asset.layers, strict=True)]
+    unbound = [heavier[0], *meshes[1:3]]
+    assert max(layer_penetration(heavier[:3])) < 0.01 < max(layer_penetration(unbound))
 
 
 def test_six_views_on_the_users_smplx(body_smplx_dir, monkeypatch, tmp_path):

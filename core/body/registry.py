@@ -54,6 +54,7 @@ def get_body_model(
     model_path: str | Path | None = None,
     env: ComputeEnv | None = None,
     cache: ModelCache | None = None,
+    gender: str = "neutral",
 ) -> BodyModel:
     """The cached body model ``name`` with skeleton ``rig`` (None = the backend's default rig).
 
@@ -64,6 +65,7 @@ def get_body_model(
         model_path: the SMPL-X folder (instead of ``env.smplx_dir``); must be None for anny.
         env: the job's compute environment (device, SMPL-X folder); default: the CPU.
         cache: the model cache; default: the process cache.
+        gender: which SMPL-X file (neutral, female, male); anny's gender is a shape phenotype instead.
 
     Raises:
         BodyModelError: unknown model, missing package, or model files needed (an *unavailable* error).
@@ -85,17 +87,19 @@ def get_body_model(
         from dataclasses import replace
 
         env = replace(env, smplx_dir=Path(model_path))
+    options = {"rig": rig, **({"gender": gender} if name == "smplx" else {})}
     try:
-        return REGISTRY.build("body_model", name, env=env, cache=cache, rig=rig)
+        return REGISTRY.build("body_model", name, env=env, cache=cache, **options)
     except BackendUnavailable as exc:
         raise BodyModelError(exc.message.replace(f"{name} body_model backend", f"{name} body model")) from None
 
 
-def body_model_key(name: str, rig: str, env: ComputeEnv) -> str:
+def body_model_key(name: str, rig: str, env: ComputeEnv, gender: str = "neutral") -> str:
     """The model-cache key :func:`get_body_model` uses (so a job can say "loading..." only on a miss)."""
     from ..backends import REGISTRY
 
-    return REGISTRY.get("body_model", name).cache_key(env, {"rig": rig})
+    return REGISTRY.get("body_model", name).cache_key(env, {"rig": rig, **({"gender": gender} if name == "smplx"
+                                                                            else {})})
 
 
 def build_anny(env: ComputeEnv, rig: str = "anny") -> BodyModel:
@@ -109,11 +113,11 @@ def build_anny(env: ComputeEnv, rig: str = "anny") -> BodyModel:
     return AnnyBody(rig=rig, device=env.device)
 
 
-def build_smplx(env: ComputeEnv, rig: str = "smplx") -> BodyModel:
-    """The registry's builder for the user's SMPL-X model (neutral) from ``env.smplx_dir``."""
+def build_smplx(env: ComputeEnv, rig: str = "smplx", gender: str = "neutral") -> BodyModel:
+    """The registry's builder for the user's SMPL-X model of ``gender`` from ``env.smplx_dir``."""
     from .smplx_model import SMPLXBody
 
-    return SMPLXBody(env.smplx_dir, device=env.device)
+    return SMPLXBody(env.smplx_dir, gender, device=env.device)
 
 
 def smplx_availability(env: ComputeEnv | None = None) -> Availability:

@@ -56,3 +56,13 @@ def triangle_frames(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-20)
+
+
+def follow_keys(binding: Binding, body_vertices: np.ndarray, body_faces: np.ndarray,
+                body_keys: np.ndarray) -> np.ndarray:
+    """(S, V, 3) shape keys of the bound garment: for each of the body's keys ((S, N, 3) offsets of
+    ``body_vertices``), how far each garment vertex moves when the body takes that key at value 1. Why: a
+    body model with linear shape directions (SMPL-X's betas) keeps its shape as sliders after import, and
+    garments bound to it must move with those sliders rather than stay where the body grew through them."""
+    rest = refit(binding, body_vertices, body_faces)
+    return np.stack([refit(binding, body_vertices + key, body_faces) - rest for key in body_keys]).astype(np.float32)

@@ -20,6 +20,13 @@ from .common import now_iso, png_texture, versions
 SHAPE_PARAMS = ("gender", "age", "muscle", "weight", "proportions")
 
 
+def model_gender(model: BodyModel) -> dict[str, str]:
+    """``{"gender": ...}`` for a body model read from a gendered file (SMPL-X), for the asset's body extras
+    (the SMPL-X fit written beside exports, the armature's properties say it); empty for anny."""
+    gender = getattr(model, "gender", None)
+    return {"gender": str(gender)} if isinstance(gender, str) else {}
+
+
 def shape_values(model: BodyModel, params: dict[str, Any]) -> dict[str, float]:
     """The job's shape parameters as ``model``'s phenotypes (the age, given in years, as anny's 0-1)."""
     from ..body.rigs import age_phenotype
@@ -76,7 +83,7 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
         shape=np.asarray(shape, np.float32),
         pose=np.asarray(pose, np.float32),
         translation=np.zeros(3, np.float32),
-        extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0])},
+        extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]), **model_gender(model)},
     )
     progress.report("assemble", 1.0, "done")
     rig = rig_from(model, joints, lengths, rest_pose=preset if preset in ("A", "T") else "")

@@ -22,11 +22,11 @@ from ..body.base import BodyModel
 from ..body.skinning import rig_from
 from ..compute import ComputeEnv
 from ..garments.fabric import fabric_texture, hair_shade
-from ..garments.frame import body_frame
+from ..garments.frame import BodyFrame, body_frame
 from ..garments.piece import Piece
 from ..garments.styles import Dresser, GarmentSpec, garment_spec
 from ..progress import Progress, Silent
-from .body import body_layer, shape_values
+from .body import body_layer, model_gender, shape_values
 from .common import now_iso, png_texture, versions
 
 GARMENT_TEXTURE = 512
@@ -77,6 +77,7 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
     layers = [body_layer(model, frame.vertices + shift, tone, int(params.get("texture_size", 2048)))]
     for i, (spec, piece) in enumerate(dressed):
         layers.append(garment_layer(spec, piece, shift, seed=seed * 16 + i))
+    add_shape_keys(model, shape, pose, frame, [piece for _, piece in dressed], layers)
     joint_world = frame.joint_world.copy()
     joint_world[:, :3, 3] += shift
     rig = rig_from(model, joint_world.astype(np.float32), frame.bone_lengths, rest_pose=str(params.get("pose", "A")))
@@ -93,8 +94,30 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
         body=BodyParams(model=model.name, shape_names=list(model.shape_names), shape=np.asarray(shape, np.float32),
                         pose=np.asarray(pose, np.float32), translation=shift.astype(np.float32),
                         extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]),
-                               "skin_tone": tone}),
+                               "skin_tone": tone, **model_gender(model)}),
     )
+
+
+def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, frame: BodyFrame, pieces: list[Piece],
+                   layers: list[Layer]) -> None:
+    """On a body model with linear shape directions (SMPL-X): the body's shape keys, and each garment's,
+    bound to the body (:mod:`..garments.binding`), so the sliders reshape the body and its clothes together."""
+    import torch
+
+    from ..garments.binding import bind, follow_keys
+    from .body import shape_keys
+
+    if getattr(model, "shape_directions", None) is None:
+        return
+    with torch.no_grad():
+        out = model.forward(shape=np.asarray(shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
+    keys = shape_keys(model, out)
+    names = list(model.shape_names)
+    layers[0].mesh.shape_keys, layers[0].mesh.shape_key_names = keys, names
+    for piece, layer in zip(pieces, layers[1:], strict=True):
+        binding = bind(piece.vertices, frame.vertices, frame.faces)
+        layer.mesh.shape_keys = follow_keys(binding, frame.vertices, frame.faces, keys)
+        layer.mesh.shape_key_names = names
 
 
 def garment_layer(spec: GarmentSpec, piece: Piece, shift: np.ndarray, seed: int) -> Layer:

@@ -54,6 +54,7 @@ from ..compute import ComputeEnv
 from ..progress import Progress, Silent
 from ..render.camera import camera_to_dict
 from ..views import View
+from .body import model_gender
 from .common import now_iso, png_texture, versions
 from .dress import dress_layers, read_outfit, surface_on_body
 
@@ -140,13 +141,13 @@ Step = Callable[[ReconstructionState], None]
 
 
 def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG, name: str = "anny",
-               progress: Progress | None = None, stage: str = "load") -> BodyModel:
-    """The cached body model ``name`` for ``rig``, through the registry (same key as the `body` job's); a rig's
-    first use, when anny builds its data, reported to ``progress`` under ``stage``."""
+               progress: Progress | None = None, stage: str = "load", gender: str = "neutral") -> BodyModel:
+    """The cached body model ``name`` for ``rig`` (SMPL-X: of ``gender``), through the registry (same key as the
+    `body` job's); a rig's first use, when anny builds its data, reported to ``progress`` under ``stage``."""
     from ..body import get_body_model, visible_build
 
     with visible_build(progress or Silent(), stage, rig):
-        return get_body_model(name, rig, env=env, cache=cache)
+        return get_body_model(name, rig, env=env, cache=cache, gender=gender)
 
 
 def fitting_model(params: dict[str, Any]) -> tuple[str, str]:
@@ -170,7 +171,8 @@ def load_models(state: ReconstructionState) -> None:
     state.progress.report("load", 0.0, "loading the body and pose models (kept warm after the first job)")
     name, rig = fitting_model(state.params)
     state.backends = choose_backends({**state.params, "rig": rig} if name != "anny" else state.params, state.env)
-    state.body = body_model(state.env, state.cache, rig, name, state.progress)
+    state.body = body_model(state.env, state.cache, rig, name, state.progress,
+                            gender=str(state.params.get("smplx_gender", "neutral")))
     state.estimator = REGISTRY.build("pose", state.backends.pose, env=state.env, cache=state.cache)
 
 
@@ -520,6 +522,7 @@ def assemble(state: ReconstructionState) -> HumanAsset:
         "camera": camera_to_dict(state.photo_camera) if state.photo_camera is not None else None,
         "fit_losses": {k: round(float(v), 6) for k, v in fit.losses.items()},
         "device": state.env.device,
+        **model_gender(body),
         "outfit": ({"garments": state.outfit.summary(), "labels": state.outfit.labels(),
                     "skin_rgb": list(state.outfit.skin_rgb),
                     "cues": {k: round(v, 3) if isinstance(v, float) else v for k, v in state.outfit.cues.items()}}

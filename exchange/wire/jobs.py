@@ -156,6 +156,8 @@ _HEIGHT = ParamSpec("height", float, 1.70, "the person's height", 0.5, 2.5, unit
 _RIG = ParamSpec("rig", str, "anny", "skeleton to rig the human with", choices=RIGS)
 _BODY_MODEL = ParamSpec("body_model", str, "anny", "anny (built in), or smplx (the server's SMPL-X files; "
                         "its own rig and shape keys)", choices=BODY_MODELS)
+_SMPLX_GENDER = ParamSpec("smplx_gender", str, "neutral", "which of your SMPL-X models (SMPLX_NEUTRAL, _FEMALE or "
+                          "_MALE.npz) when the body model is smplx", choices=("neutral", "female", "male"))
 _TEXTURE = ParamSpec("texture_size", int, 2048, "base-colour texture side", 256, 8192, unit=" px")
 
 #: The body's shape: what the `body` job builds from and `generate` dresses (unless it samples one).
@@ -179,6 +181,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=POSE_PRESETS),
                 _RIG,
                 _BODY_MODEL,
+                _SMPLX_GENDER,
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin", 0.0, 1.0),
                 _TEXTURE,
             ),
@@ -193,6 +196,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("strict", bool, False, "fail when several people are in the photo"),
                 _RIG,
                 _BODY_MODEL,
+                _SMPLX_GENDER,
                 ParamSpec("rest_pose", str, "A", "the rig's rest pose; the photo's pose is set on the armature",
                           choices=REST_POSES),
                 ParamSpec("multiview", str, "auto", "views of all sides from the photo first (PSHuman; auto: when "
@@ -223,6 +227,7 @@ JOB_SPECS: dict[str, JobSpec] = {
                 ParamSpec("pose", str, "A", "bind pose of the rig", choices=("A", "T")),
                 _RIG,
                 _BODY_MODEL,
+                _SMPLX_GENDER,
                 ParamSpec("skin_tone", float, 0.4, "0 light .. 1 dark skin (sampled too when sample_body)", 0.0, 1.0),
                 _TEXTURE,
             ),

@@ -181,10 +181,11 @@ def load_body_model(ctx: JobContext, model: str, rig: str, kind: str) -> Any:
     """The body model for a job, from the server's model cache (loaded with a progress line the first time);
     a model that cannot load here is a clean `unavailable` job error."""
     body = require("strata.core.body", kind)
-    if body.body_model_key(model, rig, ctx.env) not in ctx.models:
+    gender = str(ctx.params.get("smplx_gender", "neutral"))
+    if body.body_model_key(model, rig, ctx.env, gender) not in ctx.models:
         ctx.progress.report("load_model", 0.0, f"loading the {model} body model ({rig} rig, {ctx.env.device})")
     try:
         with body.visible_build(ctx.progress, "load_model", rig):  # a rig's first use: anny builds its data
-            return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models)
+            return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models, gender=gender)
     except UnavailableError as exc:
         raise JobError(ErrorCode.UNAVAILABLE, str(exc), {"model": model, "rig": rig}) from exc

@@ -324,6 +324,28 @@ def test_shape_keys_become_sliders(fresh_scene, lib, tmp_path) -> None:
     np.testing.assert_allclose(co.reshape(-1, 3) - mesh.vertices, mesh.shape_keys[1], atol=1e-6)
 
 
+def test_garment_keys_follow_the_body_slider(fresh_scene, lib, tmp_path) -> None:
+    """Garments with shape keys of the body's names (their binding to an SMPL-X body): each is driven by the
+    body's slider, so moving one slider reshapes the body and the clothes together; a key the body lacks is
+    left alone."""
+    asset = make_test_asset(lib.schema)
+    rng = np.random.default_rng(6)
+    for layer, names in ((asset.layers[0], ["Shape000", "Shape001"]), (asset.layers[1], ["Shape001", "Own"])):
+        layer.mesh.shape_keys = rng.normal(0.0, 0.01, (2, len(layer.mesh.vertices), 3)).astype(np.float32)
+        layer.mesh.shape_key_names = names
+    path = tmp_path / "dressed.strata"
+    lib.container.save(asset, path)
+    assert bpy.ops.strata.import_asset(filepath=str(path)) == {"FINISHED"}
+    body = bpy.data.objects["dressed Body"]
+    garment = bpy.data.objects[f"dressed {asset.layers[1].name}"]
+    body.data.shape_keys.key_blocks["Shape001"].value = 2.5
+    bpy.context.view_layer.update()
+    keys = garment.data.shape_keys
+    assert keys.key_blocks["Shape001"].value == pytest.approx(2.5)
+    assert keys.key_blocks["Own"].value == 0.0 and keys.animation_data is not None
+    assert [d.data_path for d in keys.animation_data.drivers] == ['key_blocks["Shape001"].value']
+
+
 def test_a_human_lands_at_the_3d_cursor_named_after_itself(fresh_scene, asset_file) -> None:
     """Two imports do not pile up at the origin: each stands where the 3D cursor is, its objects named after
     it ("<name> Body"), so the second human's are not "Body.001"."""
