@@ -35,8 +35,12 @@ UI_KINDS = ("body", "reconstruct")
 """Job kinds whose parameters the panel edits (echo is a diagnostic, generate is composed)."""
 
 
+#: Parameter labels that capitalising the name would garble.
+PARAM_LABELS = {"smplx_gender": "SMPL-X file", "body_model": "Body model"}
+
+
 def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
+    return PARAM_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 #: Menu titles and explanations for choices whose names are codes (the server's names stay the values).

@@ -280,6 +280,7 @@ def test_choices_read_as_words_with_explanations(addon) -> None:
     assert titles["smplx"][0] == "SMPL-X (55)" and "AMASS" in titles["smplx"][1]
     models = {item.identifier: item.name for item in settings.body.bl_rna.properties["body_model"].enum_items}
     assert models == {"anny": "anny (built in)", "smplx": "SMPL-X (your files)"}
+    assert settings.body.bl_rna.properties["smplx_gender"].name == "SMPL-X file"  # not "Smplx gender"
     assert settings.body.bl_rna.properties["texture_size"].subtype == "PIXEL"
     age = settings.body.bl_rna.properties["age"]  # in years, whole ones, as an artist reads an age
     assert age.name == "Age (years)" and (age.default, age.hard_min, age.hard_max, age.precision) == (25, 1, 90, 0)
