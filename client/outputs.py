@@ -66,7 +66,7 @@ def write_smplx_pose(path: Path, frames: Sequence[Any]) -> Path | None:
     """``<path stem>_smplx.npz`` with the asset's pose as an SMPL-X fit when its rig is SMPL-X's, else None."""
     import numpy as np
 
-    from ..exchange.asset.smplx_motion import fit_from_rig
+    from ..exchange.asset.smplx_motion import CANONICAL, fit_from_rig
 
     asset = codec.decode(frames)
     rig = asset.rig
@@ -79,6 +79,10 @@ def write_smplx_pose(path: Path, frames: Sequence[Any]) -> Path | None:
         shape = np.asarray(body.shape, np.float32)
         for key, prefix in (("betas", "Shape"), ("expression", "Exp")):
             arrays[key] = shape[[i for i, n in enumerate(names) if n.startswith(prefix)]][None]
+        if "smplx_pelvis" in body.extra:  # SMPL-X's own origin is not the asset's: the model then lands on it
+            rest_pelvis = CANONICAL.T @ np.asarray(rig.rest[0], np.float64)[:3, 3]
+            arrays["transl"] = (arrays["transl"] + rest_pelvis - np.asarray(body.extra["smplx_pelvis"])).astype(
+                np.float32)
     out = path.with_name(f"{path.stem}_smplx.npz")
     gender = str(body.extra.get("gender", "neutral")) if body is not None else "neutral"
     np.savez(out, **arrays, gender=np.array(gender), model_type=np.array("smplx"))

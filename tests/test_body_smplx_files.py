@@ -239,3 +239,36 @@ def test_landmarks_sit_on_smplx_vertices(model, body_smplx_dir):
     other = landmark_map(get_body_model("smplx", env=ComputeEnv(smplx_dir=body_smplx_dir)))
     assert other.weight[other.index("nose")] == 0.0 and other.weight[other.index("left_wrist")] > 0
     assert other.joint_index[other.index("left_index")] == model.joint_index("left_index1")
+
+
+def test_the_fit_beside_exports_puts_smplx_where_the_asset_is(body_smplx_dir, tmp_path):
+    """The `_smplx.npz` written beside exports, fed to the `smplx` package itself (betas, expression, every
+    pose, transl), gives back the asset's body where the asset has it (Y up): for the A-posed body job, and for
+    a generated human moved onto the ground by its soles."""
+    import smplx
+
+    from strata.client.outputs import write_smplx_pose
+    from strata.core.body import get_body_model
+    from strata.core.body.smplx_skeleton import CANONICAL
+    from strata.core.compute import ComputeEnv
+    from strata.core.pipelines.body import build_body
+    from strata.core.pipelines.generate import generate_layered
+    from strata.exchange.asset import encode
+    from strata.exchange.wire.jobs import JOB_SPECS
+
+    model = get_body_model("smplx", env=ComputeEnv(smplx_dir=body_smplx_dir))
+    reference = smplx.SMPLX(str(body_smplx_dir / "smplx" / "SMPLX_NEUTRAL.npz"), num_betas=10,
+                            num_expression_coeffs=10, use_pca=False, flat_hand_mean=True, ext="npz")
+    assets = [build_body(model, JOB_SPECS["body"].validate({"body_model": "smplx", "height": 1.8,
+                                                             "texture_size": 256})),
+              generate_layered(model, JOB_SPECS["generate"].validate({"layers": ["body", "shoes:boots"], "seed": 3,
+                                                                       "body_model": "smplx", "texture_size": 256}))]
+    for i, asset in enumerate(assets):
+        fit = dict(np.load(write_smplx_pose(tmp_path / f"human{i}.glb", encode(asset))))
+        args = {k: torch.as_tensor(fit[k], dtype=torch.float32) for k in (
+            "betas", "expression", "global_orient", "body_pose", "jaw_pose", "leye_pose", "reye_pose",
+            "left_hand_pose", "right_hand_pose", "transl")}
+        with torch.no_grad():
+            got = reference(**args).vertices[0].numpy()
+        want = np.asarray(asset.layer("body").mesh.vertices, np.float64) @ CANONICAL  # Z up -> SMPL-X's Y up
+        np.testing.assert_allclose(got, want, atol=2e-4)

@@ -78,6 +78,15 @@ class SMPLXBody(SMPLXSkeletonMixin, BodyModel):
                               batched(pose, (self.num_joints, 3, 3), self.device),
                               batched(translation, (3,), self.device))
 
+    def canonical_pelvis(self, shape: Any) -> np.ndarray:
+        """(3,) the pelvis joint of ``shape``'s body in SMPL-X's own frame (Y up, before Strata stands the mesh on
+        the ground): where SMPL-X tools place it, so a fit written for them can say where the asset is."""
+        shape_t = batched(shape, (self.num_shape,), self.device)
+        with torch.no_grad():
+            rest = self._template[None] + torch.einsum("nds,bs->bnd", self._shapedirs, shape_t)
+            pelvis = (self._regressor[0] @ rest[0]).cpu().numpy().astype(np.float64)
+        return np.asarray(CANONICAL, np.float64).T @ pelvis
+
     def shape_directions(self) -> np.ndarray:
         """(S, N, 3) how each shape coefficient moves the rest mesh, per unit (the shape keys)."""
         return self._shapedirs.permute(2, 0, 1).cpu().numpy().astype(np.float32)

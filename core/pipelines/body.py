@@ -20,11 +20,13 @@ from .common import now_iso, png_texture, versions
 SHAPE_PARAMS = ("gender", "age", "muscle", "weight", "proportions")
 
 
-def model_gender(model: BodyModel) -> dict[str, str]:
-    """``{"gender": ...}`` for a body model read from a gendered file (SMPL-X), for the asset's body extras
-    (the SMPL-X fit written beside exports, the armature's properties say it); empty for anny."""
-    gender = getattr(model, "gender", None)
-    return {"gender": str(gender)} if isinstance(gender, str) else {}
+def smplx_extras(model: BodyModel, shape: np.ndarray) -> dict[str, Any]:
+    """The asset's body extras a body from the user's SMPL-X files needs (empty for anny): its file's
+    ``gender``, and ``smplx_pelvis``, the pelvis in SMPL-X's own frame, with which the fit written beside
+    exports places the body where the asset is (:func:`strata.client.outputs.write_smplx_pose`)."""
+    if getattr(model, "name", "") != "smplx":
+        return {}
+    return {"gender": str(model.gender), "smplx_pelvis": [float(x) for x in model.canonical_pelvis(shape)]}
 
 
 def shape_values(model: BodyModel, params: dict[str, Any]) -> dict[str, float]:
@@ -83,7 +85,7 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
         shape=np.asarray(shape, np.float32),
         pose=np.asarray(pose, np.float32),
         translation=np.zeros(3, np.float32),
-        extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]), **model_gender(model)},
+        extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]), **smplx_extras(model, shape)},
     )
     progress.report("assemble", 1.0, "done")
     rig = rig_from(model, joints, lengths, rest_pose=preset if preset in ("A", "T") else "")

@@ -26,7 +26,7 @@ from ..garments.frame import BodyFrame, body_frame
 from ..garments.piece import Piece
 from ..garments.styles import Dresser, GarmentSpec, garment_spec
 from ..progress import Progress, Silent
-from .body import body_layer, model_gender, shape_values
+from .body import body_layer, shape_values, smplx_extras
 from .common import now_iso, png_texture, versions
 
 GARMENT_TEXTURE = 512
@@ -94,7 +94,7 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
         body=BodyParams(model=model.name, shape_names=list(model.shape_names), shape=np.asarray(shape, np.float32),
                         pose=np.asarray(pose, np.float32), translation=shift.astype(np.float32),
                         extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]),
-                               "skin_tone": tone, **model_gender(model)}),
+                               "skin_tone": tone, **smplx_extras(model, shape)}),
     )
 
 

@@ -54,7 +54,7 @@ from ..compute import ComputeEnv
 from ..progress import Progress, Silent
 from ..render.camera import camera_to_dict
 from ..views import View
-from .body import model_gender
+from .body import smplx_extras
 from .common import now_iso, png_texture, versions
 from .dress import dress_layers, read_outfit, surface_on_body
 
@@ -522,7 +522,7 @@ def assemble(state: ReconstructionState) -> HumanAsset:
         "camera": camera_to_dict(state.photo_camera) if state.photo_camera is not None else None,
         "fit_losses": {k: round(float(v), 6) for k, v in fit.losses.items()},
         "device": state.env.device,
-        **model_gender(body),
+        **smplx_extras(body, fit.shape),
         "outfit": ({"garments": state.outfit.summary(), "labels": state.outfit.labels(),
                     "skin_rgb": list(state.outfit.skin_rgb),
                     "cues": {k: round(v, 3) if isinstance(v, float) else v for k, v in state.outfit.cues.items()}}
