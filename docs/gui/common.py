@@ -18,3 +18,14 @@ def connect(rt, address, *, view3d_override, wait_until, log):
         except TimeoutError:
             log(f"not connected yet (attempt {attempt + 1})")
     raise RuntimeError(f"no server at {address}")
+
+
+def frame(obj, *, view3d_override):
+    """Select ``obj`` alone and frame it in the front view (the bootstrap's ``view3d_override`` passed in)."""
+    for o in bpy.context.selected_objects:
+        o.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.view3d.view_axis(type="FRONT")
+        bpy.ops.view3d.view_selected()

@@ -19,22 +19,20 @@ from pathlib import Path
 import bpy
 
 
-def _connect(rt, address):
-    """Connect as docs/gui/common.py does it (loaded by path: drivers run as lone scripts)."""
+def _common():
+    """docs/gui/common.py, loaded by path (the tool runs each driver as a lone script)."""
     spec = importlib.util.spec_from_file_location("gui_common", Path(__file__).resolve().parent / "common.py")
     common = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(common)
-    yield from common.connect(rt, address, view3d_override=view3d_override, wait_until=wait_until, log=log)
+    return common
+
+
+def _connect(rt, address):
+    yield from _common().connect(rt, address, view3d_override=view3d_override, wait_until=wait_until, log=log)
 
 
 def _frame(obj):
-    for o in bpy.context.selected_objects:
-        o.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
-    with bpy.context.temp_override(**view3d_override()):
-        bpy.ops.view3d.view_axis(type="FRONT")
-        bpy.ops.view3d.view_selected()
+    _common().frame(obj, view3d_override=view3d_override)
 
 
 def main():

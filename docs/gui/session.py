@@ -18,6 +18,8 @@ ARGS, OUT, ADDON_MODULE, log, shot, settle, wait_until, view3d_override and open
 # ruff: noqa: F821
 
 import importlib
+import importlib.util
+from pathlib import Path
 
 import bpy
 
@@ -44,13 +46,11 @@ def _scroll(region, clicks):
 
 
 def _frame(obj):
-    for o in bpy.context.selected_objects:
-        o.select_set(False)
-    obj.select_set(True)
-    bpy.context.view_layer.objects.active = obj
-    with bpy.context.temp_override(**view3d_override()):
-        bpy.ops.view3d.view_axis(type="FRONT")
-        bpy.ops.view3d.view_selected()
+    """docs/gui/common.py's frame, loaded by path (the tool runs each driver as a lone script)."""
+    spec = importlib.util.spec_from_file_location("gui_common", Path(__file__).resolve().parent / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    common.frame(obj, view3d_override=view3d_override)
 
 
 def main():
