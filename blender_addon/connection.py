@@ -29,7 +29,7 @@ IDLE_POLL = 0.25
 JOB_POLL = 0.05
 """How long the worker waits for server events while jobs run: also the worst-case cancel latency."""
 REFRESH_EVERY = 15.0
-"""Seconds between status refreshes (device, memory, loaded models) while idle and connected."""
+"""Seconds between status refreshes (device, memory, loaded models) while connected, jobs running or not."""
 ALIVE_EVERY = 2.0
 """Seconds between pings while idle and connected, so a server that stopped shows as gone within a few
 seconds (not at the next refresh)."""
@@ -178,6 +178,8 @@ class Connection:
         now = time.monotonic()
         if self._jobs and self._client is not None:
             self._pump_events()
+            if self._client is not None and now - self._last_refresh > REFRESH_EVERY:
+                self._cmd_refresh()  # the status too (a device still being probed at connect, models loaded)
         elif self._client is not None and now - self._last_refresh > REFRESH_EVERY:
             self._cmd_refresh()
         elif self._client is not None and now - max(self._last_alive, self._last_refresh) > ALIVE_EVERY:

@@ -137,6 +137,21 @@ def test_quiet_job_is_watched_again(mods, monkeypatch) -> None:
         conn.stop()
 
 
+def test_the_status_is_refreshed_while_a_job_runs(mods, monkeypatch) -> None:
+    """A job started right after connecting (the device still being probed) does not freeze the status line
+    until it ends: the worker asks again while the job runs."""
+    monkeypatch.setattr(mods.connection, "REFRESH_EVERY", 0.2)
+    fake = FakeClient(mods)
+    conn, session = _start(mods, fake)
+    try:
+        token = conn.submit("echo", {})
+        session.expect(token, "echo")
+        _pump(conn, session, lambda s, u: "job1" in s.jobs and fake.calls.count(("hello",)) >= 3)
+        assert session.busy and session.connected
+    finally:
+        conn.stop()
+
+
 def test_server_lost_mid_job(mods) -> None:
     fake = FakeClient(mods, fail_on_poll=mods.client.ServerUnavailable("tcp://fake:1", 1.0, "poll"))
     conn, session = _start(mods, fake)
