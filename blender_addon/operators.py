@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
@@ -532,24 +533,73 @@ class STRATA_OT_garment_visibility(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def human_collection(obj: bpy.types.Object | None) -> bpy.types.Collection | None:
+    """The collection of the imported human ``obj`` is part of (each import makes its own, so two imports of
+    one result, or of one job, stay two humans), or None."""
+    if obj is None:
+        return None
+    return next((c for c in obj.users_collection if "strata_asset_name" in c), None)
+
+
+def _human_meshes(obj: bpy.types.Object | None, body: bool) -> list[bpy.types.Object]:
+    collection = human_collection(obj)
+    if collection is None:
+        return []
+    return sorted((o for o in collection.objects if o.type == "MESH" and o.get("strata_layer_kind") is not None
+                   and (o.get("strata_layer_kind") == "body") == body), key=lambda o: o.name)
+
+
 def garment_bodies(garment: bpy.types.Object) -> list[bpy.types.Object]:
-    """The body objects of the human ``garment`` belongs to (same Strata job, kind "body")."""
-    job = garment.get("strata_job_id")
-    return [o for o in bpy.data.objects if o.type == "MESH" and o.get("strata_layer_kind") == "body"
-            and o.get("strata_job_id") == job]
+    """The body objects of the human ``garment`` belongs to."""
+    return _human_meshes(garment, body=True)
 
 
 def human_garments(obj: bpy.types.Object | None) -> list[bpy.types.Object]:
     """The garment objects of the human ``obj`` (any of its parts, or its armature) belongs to."""
-    if obj is None or obj.get("strata_job_id") is None:
-        return []
-    job = obj["strata_job_id"]
-    return sorted((o for o in bpy.data.objects if o.type == "MESH" and o.get("strata_job_id") == job
-                   and o.get("strata_layer_kind") not in (None, "body")), key=lambda o: o.name)
+    return _human_meshes(obj, body=False)
+
+
+class STRATA_OT_snap_to_ground(bpy.types.Operator):
+    """Stand the selected human on the ground: its lowest point, as posed now, at z = 0"""
+
+    bl_idname = "strata.snap_to_ground"
+    bl_label = "Snap to Ground"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return human_collection(context.active_object) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        collection = human_collection(context.active_object)
+        meshes = [o for o in collection.objects if o.type == "MESH" and o.visible_get()]
+        if not meshes:
+            return _fail(self, "invalid_input", "The selected human has no visible mesh to stand on the ground.")
+        # 1. The lowest point of what is seen (posed by the armature, masks applied).
+        depsgraph = context.evaluated_depsgraph_get()
+        lowest = min(_lowest_z(o.evaluated_get(depsgraph)) for o in meshes)
+        # 2. Move the human's root: the armature (everything is parented to it), else each object.
+        roots = [o for o in collection.objects if o.type == "ARMATURE"] or list(collection.objects)
+        for root in roots:
+            root.location.z -= lowest
+        self.report({"INFO"}, f"Strata: moved '{collection.name}' by {-lowest:+.3f} m onto the ground")
+        return {"FINISHED"}
+
+
+def _lowest_z(evaluated: bpy.types.Object) -> float:
+    """The lowest world z of an evaluated mesh object's vertices."""
+    mesh = evaluated.data
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    if not len(co):
+        return float("inf")
+    m = np.array(evaluated.matrix_world, np.float64)
+    return float((co.reshape(-1, 3) @ m[:3, :3].T + m[:3, 3])[:, 2].min())
 
 
 CLASSES = (
     STRATA_OT_pick_photo,
+    STRATA_OT_snap_to_ground,
     STRATA_OT_garment_visibility,
     STRATA_OT_reconstruct,
     STRATA_OT_body,

@@ -297,17 +297,19 @@ class STRATA_PT_backends(_Panel, bpy.types.Panel):
 
 
 class STRATA_PT_garments(_Panel, bpy.types.Panel):
-    """The selected human's garments, each with a toggle that hides it and shows the body under it."""
+    """The selected human: snap it to the ground; its garments, each with a toggle that hides it and shows the
+    body under it."""
 
     bl_idname = "STRATA_PT_garments"
-    bl_label = "Garments"
+    bl_label = "Selected Human"
     bl_parent_id = "STRATA_PT_main"
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return bool(operators.human_garments(context.active_object))
+        return operators.human_collection(context.active_object) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
+        self.layout.operator("strata.snap_to_ground", icon="SNAP_FACE")
         col = self.layout.column(align=True)
         for obj in operators.human_garments(context.active_object):
             row = col.row(align=True)

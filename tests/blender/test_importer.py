@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from .asset_builder import lbs_posed, make_test_asset
+from .conftest import MODULE
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +175,34 @@ def test_garment_masks_body_without_deleting(imported, asset) -> None:
     assert len(evaluated.vertices) == len(body.data.vertices)
     assert bpy.ops.strata.garment_visibility(garment=objs["Top"].name) == {"FINISHED"}
     assert not objs["Top"].hide_viewport and mask.show_viewport and mask.show_render
+
+
+def test_two_imports_of_one_result_stay_two_humans(fresh_scene, asset_file, lib) -> None:
+    """The same result imported twice (the History's Import Again): each human lists its own garments, and
+    hiding one human's top shows that human's body only."""
+    operators = __import__(f"{MODULE}.operators", fromlist=["human_garments"])
+    for name in ("one", "two"):
+        assert bpy.ops.strata.import_asset(filepath=str(asset_file), name=name) == {"FINISHED"}
+    one, two = bpy.data.objects["one Body"], bpy.data.objects["two Body"]
+    assert [o.name for o in operators.human_garments(bpy.data.objects["two Rig"])] == ["two Shoes", "two Top"]
+    assert bpy.ops.strata.garment_visibility(garment="two Top") == {"FINISHED"}
+    assert not two.modifiers["Hide under Top"].show_viewport and one.modifiers["Hide under Top"].show_viewport
+
+
+def test_snap_to_ground_stands_the_posed_human_on_z0(fresh_scene, posed_file) -> None:
+    """Imported above the ground (the cursor raised), the human as posed is stood on z = 0 by its armature."""
+    import numpy as np
+
+    fresh_scene.cursor.location = (0.3, 0.0, 0.75)
+    assert bpy.ops.strata.import_asset(filepath=str(posed_file), name="high") == {"FINISHED"}
+    arm = bpy.data.objects["high Rig"]
+    bpy.context.view_layer.objects.active = arm
+    assert bpy.ops.strata.snap_to_ground() == {"FINISHED"}
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = [o.evaluated_get(depsgraph) for o in bpy.data.collections["high"].objects if o.type == "MESH"]
+    lowest = min(min((e.matrix_world @ v.co).z for v in e.data.vertices) for e in evaluated)
+    assert abs(lowest) < 1e-4 and arm.location.x == pytest.approx(0.3)
+    assert not np.isclose(arm.location.z, 0.75)
 
 
 def test_bad_file_reports_in_plain_words(fresh_scene, tmp_path: Path) -> None:
