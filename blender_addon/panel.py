@@ -309,7 +309,7 @@ class STRATA_PT_garments(_Panel, bpy.types.Panel):
         return operators.human_collection(context.active_object) is not None
 
     def draw(self, context: bpy.types.Context) -> None:
-        self.layout.operator("strata.snap_to_ground", icon="SNAP_FACE")
+        self.layout.operator("strata.snap_to_ground", icon="TRIA_DOWN_BAR")
         col = self.layout.column(align=True)
         for obj in operators.human_garments(context.active_object):
             row = col.row(align=True)

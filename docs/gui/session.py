@@ -42,6 +42,8 @@ def _scroll(region, clicks):
     move(*region_xy(region, 0.5, 0.5))
     for _ in range(abs(clicks)):
         xdo("click", "5" if clicks > 0 else "4")
+    yield 0.5  # Blender scrolls what is under the pointer when it reads the events
+    move(300, 700)  # then away, over the 3D view: no tooltip over the sidebar in the shot
     yield 0.5
 
 
