@@ -1,4 +1,5 @@
-"""`strata-server`: start the persistent server, or (`strata-server keys`) create CURVE keys.
+"""`strata-server`: start the persistent server, or (`strata-server keys`) create CURVE keys, or (`strata-server
+prepare`) build anny's rig data ahead.
 
 Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 1 could not start (address in use, data dir locked),
 2 refused configuration (non-loopback bind without CURVE keys, unusable keys, bad options).

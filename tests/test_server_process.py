@@ -98,6 +98,16 @@ def test_server_entry_point_is_installed():
     assert shutil.which("strata", path=str(VENV_BIN))
 
 
+def test_prepare_builds_rigs_ahead_and_refuses_unknown_ones():
+    """`strata-server prepare` (what `make setup` runs): each rig loaded once, with a line when it is ready;
+    an unknown rig is a usage error naming the rigs."""
+    exe = str(VENV_BIN / "strata-server")
+    done = subprocess.run([exe, "prepare", "--rigs", "anny"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "anny rig ready" in done.stdout, done.stderr[-2000:]
+    bad = subprocess.run([exe, "prepare", "--rigs", "anny,elf"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown rig 'elf'" in bad.stderr and "mixamo" in bad.stderr
+
+
 def test_refuses_non_loopback_bind_without_keys(tmp_path):
     """Exit 2 with a message that says why and what to do; it never binds."""
     server = ServerProcess(tmp_path / "data", bind=f"tcp://0.0.0.0:{free_port()}").start(wait=False)
