@@ -212,7 +212,7 @@ class Connection:
         for job_id in list(self._jobs):
             self._post("failed", job_id, code="server_lost", detail={"reason": str(exc)},
                        message=f"The connection to the server was lost while job {job_id} ran; if the server "
-                               f"still runs, its result can be fetched later (strata fetch {job_id})")
+                               f"still runs, `strata fetch {job_id}` gets its result.")
         self._jobs.clear()
         self._post("disconnected", code="server_unavailable", message=_in_words(exc))
 

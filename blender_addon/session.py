@@ -14,12 +14,12 @@ from typing import Any
 from .connection import Update, refusal
 
 ADVICE: dict[str, str] = {
-    "server_unavailable": "Start a server: tick 'Start a local server' in the add-on preferences and press Start, "
-                          "or run `strata-server` in a terminal. Check the address in the preferences.",
+    "server_unavailable": "Start one: with 'Run the server on this computer' ticked in the add-on preferences, "
+                          "Connect starts it; or run `strata-server` in a terminal. Check the address there too.",
     "server_exited": "The local server stopped while starting. Open its log (shown in the Server panel) to see why; "
                      "usually the server environment path in the preferences is wrong or incomplete.",
     "server_setup": "Fix that in Edit > Preferences > Add-ons > Strata, then press Start again.",
-    "server_lost": "The server stopped answering while the job ran. Check that it is still running, then run again.",
+    "server_lost": "Otherwise press Connect (or start the server again) and run the job again.",
     "unknown_job_kind": "This server is older than the add-on and does not know this job. Update the Strata server.",
     "unavailable": "The server lacks the models or packages for this job. Install them on the server "
                    "(see its log), or choose another mode.",
@@ -141,7 +141,8 @@ class Session:
                 self.problem = None
         elif kind == "disconnected":
             self.connected, self.connecting = False, False
-            self.problem = explain(str(data.get("code", "server_unavailable")), str(data.get("message", "")))
+            if self.problem is None or self.problem.code != "server_lost":  # a lost job says more: keep it
+                self.problem = explain(str(data.get("code", "server_unavailable")), str(data.get("message", "")))
         elif kind == "accepted":
             token = int(data["token"])
             self.waiting.pop(token, None)

@@ -3,8 +3,9 @@ server started by the add-on itself (preferences: "Run the server on this comput
 
 1. the add-on's first look (installed from the zip by the tool); 2. Connect starts the local server;
 3-4. a photo reconstructed, with progress, imported at the cursor; 5-6. a second job cancelled; 7. the server
-stopped in the middle of a third job; 8. the first result imported again from the History; 9. the human at
-its A-pose rest (the photo's pose is on the armature).
+stopped in the middle of a third job; 7b. started again, and killed from outside in the middle of a fourth;
+8. the first result imported again from the History; 9. the human at its A-pose rest (the photo's pose is on
+the armature).
 
     T=../shared/tools/blender-gui
     $T/run.sh --project . --out /tmp/shots --addon dist/strata-0.1.0-linux-x64.zip --mount ../shared/examples \
@@ -19,6 +20,8 @@ ARGS, OUT, ADDON_MODULE, log, shot, settle, wait_until, view3d_override and open
 
 import importlib
 import importlib.util
+import os
+import signal
 from pathlib import Path
 
 import bpy
@@ -109,6 +112,16 @@ def main():
     yield from wait_until(lambda: not rt.session.busy, timeout=60, what="the lost job")
     yield 1.0
     yield from _show(rt, "07_server_stopped")
+
+    # 7b. The server started again, then killed from outside in the middle of a job (a crash, not the button).
+    _op("strata.connect")
+    yield from wait_until(lambda: rt.session.connected, timeout=240, what="the local server again")
+    _op("strata.reconstruct")
+    yield 4.0
+    os.kill(rt.server.pid, signal.SIGKILL)
+    yield from wait_until(lambda: not rt.session.busy, timeout=60, what="the lost job")
+    yield 1.0
+    yield from _show(rt, "07b_server_killed")
 
     # 8. The first result again, from the History (no server needed).
     record = importlib.import_module(ADDON_MODULE + ".history").records(
