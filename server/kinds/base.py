@@ -182,9 +182,10 @@ def load_body_model(ctx: JobContext, model: str, rig: str, kind: str) -> Any:
     a model that cannot load here is a clean `unavailable` job error."""
     body = require("strata.core.body", kind)
     gender = str(ctx.params.get("smplx_gender", "neutral"))
-    if body.body_model_key(model, rig, ctx.env, gender) not in ctx.models:
-        ctx.progress.report("load_model", 0.0, f"loading the {model} body model ({rig} rig, {ctx.env.device})")
     try:
+        if body.body_model_key(model, rig, ctx.env, gender) in ctx.models:  # warm: nothing to load or watch
+            return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models, gender=gender)
+        ctx.progress.report("load_model", 0.0, f"loading the {model} body model ({rig} rig, {ctx.env.device})")
         with body.visible_build(ctx.progress, "load_model", rig):  # a rig's first use: anny builds its data
             return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models, gender=gender)
     except UnavailableError as exc:
