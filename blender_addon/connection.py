@@ -30,6 +30,10 @@ JOB_POLL = 0.05
 """How long the worker waits for server events while jobs run: also the worst-case cancel latency."""
 REFRESH_EVERY = 15.0
 """Seconds between status refreshes (device, memory, loaded models) while connected, jobs running or not."""
+PROBE_REFRESH = 1.0
+"""Seconds between status refreshes while the server still looks for its device (its welcome says
+`probe: running`, for the few seconds torch takes to import after a start): the status line names the
+device as soon as it is known rather than at the next 15 s refresh."""
 ALIVE_EVERY = 2.0
 """Seconds between pings while idle and connected, so a server that stopped shows as gone within a few
 seconds (not at the next refresh)."""
@@ -59,6 +63,7 @@ class _Job:
     kind: str
     token: int
     last_heard: float
+    stage: str = ""
 
 
 ClientFactory = Callable[[str, float, Any], Any]
@@ -178,12 +183,19 @@ class Connection:
         now = time.monotonic()
         if self._jobs and self._client is not None:
             self._pump_events()
-            if self._client is not None and now - self._last_refresh > REFRESH_EVERY:
+            if self._client is not None and self._refresh_due(now):
                 self._cmd_refresh()  # the status too (a device still being probed at connect, models loaded)
-        elif self._client is not None and now - self._last_refresh > REFRESH_EVERY:
+        elif self._client is not None and self._refresh_due(now):
             self._cmd_refresh()
         elif self._client is not None and now - max(self._last_alive, self._last_refresh) > ALIVE_EVERY:
             self._check_alive(now)
+
+    def _refresh_due(self, now: float) -> bool:
+        """Time to ask for the status again: every REFRESH_EVERY, every PROBE_REFRESH while the server is
+        still finding its device, and at once when a job enters a stage or ends (it may have loaded models)."""
+        caps = self._welcome.get("capabilities", {}) if isinstance(self._welcome, dict) else {}
+        probing = isinstance(caps, dict) and caps.get("probe", "done") != "done"
+        return now - self._last_refresh > (PROBE_REFRESH if probing else REFRESH_EVERY)
 
     def _check_alive(self, now: float) -> None:
         """A quick ping; no answer means the server is gone (the panel says so at once)."""
@@ -328,12 +340,17 @@ class Connection:
             return  # a job of an earlier session or another client
         job.last_heard = now
         if event.type in ("progress", "heartbeat"):
+            stage = str(event.fields.get("stage", ""))
+            if event.type == "progress" and stage != job.stage:
+                job.stage = stage
+                self._last_refresh = 0.0  # a new stage may have loaded models: the status line says so now
             self._post(event.type, event.job_id, **event.fields)
-        elif event.type == "result":
-            del self._jobs[event.job_id]
+            return
+        del self._jobs[event.job_id]
+        self._last_refresh = 0.0  # the job may have loaded models: the status line says so now
+        if event.type == "result":
             self._deliver(event, job)
         elif event.type == "error":
-            del self._jobs[event.job_id]
             fields = event.fields
             self._post("failed", event.job_id, code=str(fields.get("code", "job_failed")),
                        message=str(fields.get("message", "")), detail=dict(fields.get("detail") or {}),

@@ -37,6 +37,7 @@ class FakeClient:
         self.kinds = kinds
         self.alive = True
         self.timeout = 5.0
+        self.probing = 0  # how many hellos still answer as a server that is finding its device
 
     def ping(self):
         if not self.alive:
@@ -45,8 +46,11 @@ class FakeClient:
 
     def hello(self):
         self.calls.append(("hello",))
+        probing, self.probing = self.probing > 0, max(self.probing - 1, 0)
+        device = {"type": "unknown", "name": "finding the device"} if probing else {"name": "FakeGPU"}
         return {"version": 1, "server": "fake/1", "capabilities": {
-            "job_kinds": {k: {"available": True} for k in self.kinds}, "device": {"name": "FakeGPU"},
+            "job_kinds": {k: {"available": True} for k in self.kinds}, "device": device,
+            "probe": "running" if probing else "done",
             "memory": {"gpu_free_bytes": 3 * 2**30},
             "models_loaded": ["body_model/anny@cpu/float32;rig=anny", "uv_layouts@cpu/float32;size=2048"]}}
 
@@ -117,7 +121,9 @@ def test_result_is_saved_decoded_and_matched_to_its_token(mods, tmp_path) -> Non
     finally:
         conn.stop()
     kinds = [u.kind for u in seen]
-    assert kinds[:3] == ["connecting", "connected", "accepted"] and kinds[-1] == "result"
+    assert kinds[:3] == ["connecting", "connected", "accepted"]
+    job_news = [k for k in kinds[3:] if k != "connected"]  # status refreshes come between
+    assert job_news == ["progress", "heartbeat", "result"]
     result = session.finished[token]
     assert result.asset.layers[0].name == "Body"
     assert (tmp_path / "job1.strata").is_file() and result.path.endswith("job1.strata")
@@ -148,6 +154,66 @@ def test_the_status_is_refreshed_while_a_job_runs(mods, monkeypatch) -> None:
         session.expect(token, "echo")
         _pump(conn, session, lambda s, u: "job1" in s.jobs and fake.calls.count(("hello",)) >= 3)
         assert session.busy and session.connected
+    finally:
+        conn.stop()
+
+
+def test_a_device_still_being_found_is_asked_for_again_soon(mods, monkeypatch) -> None:
+    """Connected while the server still imports torch, the status line names the device within a second or
+    two, not at the next 15 s refresh; then the quick asking stops."""
+    monkeypatch.setattr(mods.connection, "PROBE_REFRESH", 0.1)
+    fake = FakeClient(mods)
+    fake.probing = 3
+    conn, session = _start(mods, fake)
+    try:
+        conn.connect()
+        _pump(conn, session, lambda s, u: "finding the device" in s.status_line())
+        _pump(conn, session, lambda s, u: "FakeGPU" in s.status_line(), timeout=2.0)
+        hellos = fake.calls.count(("hello",))
+        assert hellos == 4  # three while probing, one that found it
+        time.sleep(0.5)
+        assert fake.calls.count(("hello",)) == hellos  # back to REFRESH_EVERY
+    finally:
+        conn.stop()
+
+
+def test_the_status_is_asked_for_when_a_job_ends(mods) -> None:
+    """A job that loaded models changes the status line at once (not 15 s later)."""
+    Event = mods.client.Event
+    fake = FakeClient(mods, [Event("error", "job1", {"code": "job_failed", "message": "no", "detail": {}})])
+    conn, session = _start(mods, fake)
+    try:
+        conn.connect()
+        token = conn.submit("echo", {})
+        session.expect(token, "echo")
+        # REFRESH_EVERY is 15 s: only the job's end asks again, and its answer comes after the failure.
+        def refreshed_after_failure(s, updates) -> bool:
+            kinds = [x.kind for x in updates]
+            return "failed" in kinds and "connected" in kinds[kinds.index("failed"):]
+
+        _pump(conn, session, refreshed_after_failure, timeout=1.0)
+        assert token in session.finished
+    finally:
+        conn.stop()
+    assert session.problem is not None and session.problem.code == "job_failed"  # the refresh keeps the error
+
+
+def test_the_status_is_asked_for_when_a_job_enters_a_stage(mods) -> None:
+    """Models load as stages start: the status line follows the job's stages, not only the 15 s clock; a
+    stage's repeated progress events do not ask again."""
+    Event = mods.client.Event
+    events = [Event("progress", "job1", {"stage": "fit", "fraction": f, "text": "", "elapsed": f})
+              for f in (0.1, 0.2, 0.3)]
+    fake = FakeClient(mods, events)
+    conn, session = _start(mods, fake)
+    try:
+        conn.connect()
+        token = conn.submit("echo", {})
+        session.expect(token, "echo")
+        _pump(conn, session, lambda s, u: s.current is not None and s.current.fraction == 0.3, timeout=2.0)
+        time.sleep(0.2)
+        after_submit = fake.calls[fake.calls.index(("submit", "echo", {})):]
+        assert after_submit.count(("hello",)) == 1  # one stage entered, one refresh
     finally:
         conn.stop()
 
