@@ -428,6 +428,15 @@ class STRATA_OT_open_folder(bpy.types.Operator):
 
     path: StringProperty(name="Path", default="", description="The folder, or a file in it")
 
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
+        """The tooltip names the folder, so the panel need not print a long path."""
+        target = Path(bpy.path.abspath(properties.path)) if properties.path else None
+        if target is None:
+            return cls.__doc__ or ""
+        folder = target if target.is_dir() else target.parent
+        return f"Open {folder} in the system's file browser"
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         target = Path(bpy.path.abspath(self.path))
         folder = target if target.is_dir() else target.parent

@@ -200,9 +200,8 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
                 _wrapped(box, f"{KIND_TITLES.get(job.kind, job.kind)} job {job.job_id[:8]} | {job.state} | "
                               f"{job.elapsed:.0f} s | {alive}",
                          icon="TIME", context=context)
-            if job is not None and job.cancelling:
-                _wrapped(box, "Cancelling… the server stops the job at its next step.", icon="CANCEL",
-                         context=context)
+            if job is not None and job.cancelling:  # one row, as tall as the button it replaces: nothing jumps
+                box.label(text="Cancelling…", icon="CANCEL")
             else:
                 box.operator("strata.cancel", icon="CANCEL")
 
@@ -265,10 +264,11 @@ class STRATA_PT_server(_Panel, bpy.types.Panel):
         if getattr(p, "start_local", False):
             row = layout.row(align=True)
             if rt.server is not None and rt.server.running:
-                row.operator("strata.stop_server", icon="PAUSE")
-                _wrapped(layout, f"pid {rt.server.pid}, log: {rt.server.log_path}", icon="TEXT", context=context)
-                log_folder = layout.operator("strata.open_folder", text="Open Log Folder", icon="TEXT")
+                row.operator("strata.stop_server", text="Stop Server", icon="PAUSE")  # fits beside Open Log
+                # The log's path is long and breaks mid-word in a sidebar: the button's tooltip names it.
+                log_folder = row.operator("strata.open_folder", text="Open Log", icon="TEXT")
                 log_folder.path = str(rt.server.log_path)
+                layout.label(text=f"Running on this computer (pid {rt.server.pid})", icon="BLANK1")
             else:
                 row.operator("strata.start_server", icon="PLAY")
         layout.operator("strata.import_asset", icon="IMPORT")

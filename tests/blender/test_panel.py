@@ -337,6 +337,9 @@ def test_the_results_folder_is_one_click_away(addon, runtime, fresh_scene, tmp_p
     assert opened and opened[0]["text"] == "Open Results Folder"
     with pytest.raises(RuntimeError, match="does not exist"):
         bpy.ops.strata.open_folder(path=str(tmp_path / "gone" / "x.strata"))
+    # The tooltip names the folder (the panel prints no long paths, which would break mid-word).
+    tip = bpy.types.STRATA_OT_open_folder.description(bpy.context, types.SimpleNamespace(path=str(path)))
+    assert tip == f"Open {tmp_path} in the system's file browser"
 
 
 def test_an_older_or_absent_server_is_said_in_words(addon) -> None:
