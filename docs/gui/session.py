@@ -77,6 +77,9 @@ def main():
     _op("strata.connect")
     yield from wait_until(lambda: rt.session.connected or rt.session.problem is not None, timeout=240,
                           what="the local server")
+    if rt.session.connected:  # the server still imports torch for a second or two: the line names the device then
+        yield from wait_until(lambda: "finding the device" not in rt.session.status_line(), timeout=30,
+                              what="the device in the status line")
     yield from _show(rt, "02_connected")
     if not rt.session.connected:
         raise RuntimeError(f"the local server did not answer: {rt.session.problem and rt.session.problem.text}")
@@ -100,8 +103,13 @@ def main():
     _op("strata.reconstruct")
     yield 3.0
     _op("strata.cancel")
-    yield 0.3
-    yield from _show(rt, "05_cancelling")
+    # The server stops a job within a progress step (well under a second here), so the Cancelling... state
+    # lasts only until the add-on's next timer tick: draw the window at once, as Blender does after a click,
+    # and take that frame before the tick can apply the server's answer.
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
+    log(f"05_cancelling: cancelling={[j.cancelling for j in rt.session.jobs.values()]}")
+    shot("05_cancelling")
     yield from wait_until(lambda: not rt.session.busy, timeout=120, what="the cancel")
     yield from _show(rt, "06_cancelled")
 
