@@ -24,6 +24,8 @@ from .properties import generate_params, read_params
 from .session import explain
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+HUMAN_NAMES = {"generate": "Layered human", "body": "Human"}
+"""What a result without a photo is called in the outliner ("Layered human Rig", "Layered human.001 Skirt")."""
 
 
 def photo_problem(path: str) -> tuple[str, str] | None:
@@ -104,7 +106,8 @@ class _JobOperator:
                                                     f"No server answered at {rt.session.address}.")
             self.report({"ERROR"}, problem.text)
             return {"CANCELLED"}
-        name = Path(source).stem if source else ""  # a photo's human is named after the photo
+        # A photo's human is named after the photo; the others by what they are (Blender numbers repeats).
+        name = Path(source).stem if source else HUMAN_NAMES.get(kind, "")
         token = runtime.submit(context, kind, params, image=image, source_image=source, name=name)
         if not sync:
             self.report({"INFO"}, f"Strata: {kind} job sent to {rt.session.address}")

@@ -10,7 +10,7 @@ from typing import Any
 import bpy
 
 from . import operators, runtime
-from .properties import MODE_KINDS
+from .properties import MODE_KINDS, style_title
 
 _previews: Any = None
 
@@ -124,11 +124,20 @@ class STRATA_UL_layers(bpy.types.UIList):
 
     def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout, data: Any, item: Any,
                   icon: int, active_data: Any, active_propname: str, index: int = 0) -> None:
+        # A row says what the layer is in words ("Top: T-shirt"): dropdowns side by side here are cut to three
+        # letters at the default sidebar width, so the active layer's style and colour are edited under the list.
         row = layout.row(align=True)
         row.prop(item, "enabled", text="")
-        row.label(text=item.kind.capitalize())  # chosen with the + menu; a dropdown here would cut the style
-        row.prop(item, "style", text="")
-        row.prop(item, "color", text="")
+        row.label(text=layer_title(item))
+        swatch = row.row()
+        swatch.ui_units_x = 1.5
+        swatch.prop(item, "color", text="")
+
+
+def layer_title(item: Any) -> str:
+    """The layer in words ("Top: T-shirt"): its kind, and its style as the style dropdown names it."""
+    kind = item.kind.capitalize()
+    return f"{kind}: {style_title(item.style)}" if item.style else kind
 
 
 class _Panel:
@@ -165,6 +174,12 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
             col.separator()
             col.operator("strata.layer_move", icon="TRIA_UP", text="").direction = -1
             col.operator("strata.layer_move", icon="TRIA_DOWN", text="").direction = 1
+            if 0 <= settings.layer_index < len(settings.layers):  # the active layer, with labels
+                layer = settings.layers[settings.layer_index]
+                col = layout.column(align=True)
+                col.use_property_split, col.use_property_decorate = True, False  # labels left, fields aligned
+                col.prop(layer, "style", text=f"{layer.kind.capitalize()} style")
+                col.prop(layer, "color", text="Colour")
             layout.prop(settings, "seed")
 
         row = layout.row(align=True)  # the two choices every mode has, up front
@@ -317,7 +332,9 @@ class STRATA_PT_garments(_Panel, bpy.types.Panel):
             op = row.operator("strata.garment_visibility", text="", icon="HIDE_ON" if hidden else "HIDE_OFF",
                               emboss=False)
             op.garment = obj.name
-            row.label(text=f"{obj.get('strata_layer_kind', '').capitalize()}: {obj.name}")
+            # The panel is about the selected human: its garments by what they are, not by object name.
+            row.label(text=f"{obj.get('strata_layer_kind', '').capitalize()}: "
+                           f"{obj.get('strata_layer_name') or obj.name}")
 
 
 class STRATA_PT_motion(_Panel, bpy.types.Panel):

@@ -146,10 +146,14 @@ GARMENT_KINDS = [(k.upper(), _label(k), f"A {k} layer") for k in LAYER_STYLES]
 STYLE_TITLES = {"tshirt": "T-shirt", "longsleeve": "Long sleeve"}
 
 
+def style_title(style: str) -> str:
+    """A garment style as the panel names it ("tshirt" -> "T-shirt")."""
+    return STYLE_TITLES.get(style, style.capitalize())
+
+
 def _style_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
     """The styles the library has for this layer's kind (exchange/wire/jobs.py LAYER_STYLES)."""
-    return [(s, STYLE_TITLES.get(s, s.capitalize()), f"{_label(self.kind.lower())}: {s}")
-            for s in LAYER_STYLES.get(self.kind.lower(), ())]
+    return [(s, style_title(s), f"{_label(self.kind.lower())}: {s}") for s in LAYER_STYLES.get(self.kind.lower(), ())]
 
 
 class STRATA_PG_layer(bpy.types.PropertyGroup):

@@ -134,13 +134,19 @@ def test_generate_layered_from_the_panel(connected, fresh_scene) -> None:
     assert bpy.ops.strata.layer_add(kind="TOP") == {"FINISHED"}
     assert settings.layers[-1].style == "tshirt"  # the first style the library publishes for a top
     assert bpy.ops.strata.generate() == {"FINISHED"}
-    [collection] = _collections("Strata generate")
+    [collection] = _collections("Layered human")  # named by what it is, not by job id
     kinds = sorted(o.get("strata_layer_kind") for o in collection.objects if o.type == "MESH")
     assert kinds == ["body", "bottom", "top"]
     skirt = next(o for o in collection.objects if o.get("strata_layer_kind") == "bottom")
-    assert skirt.get("strata_layer_name") == "Skirt"
+    assert skirt.get("strata_layer_name") == "Skirt" and skirt.name == f"{collection.name} Skirt"
     body = next(o for o in collection.objects if o.get("strata_layer_kind") == "body")
     assert sum(m.type == "MASK" for m in body.modifiers) == 2
+    # The Selected Human panel lists its garments by what they are, not by their long object names.
+    from .test_panel import _draw
+
+    bpy.context.view_layer.objects.active = body
+    labels = [kw.get("text") for name, _, kw in _draw(bpy.types.STRATA_PT_garments) if name == "label"]
+    assert sorted(labels) == ["Bottom: Skirt", "Top: T-shirt"]
 
 
 def test_reconstruct_without_photo(connected) -> None:
@@ -161,7 +167,7 @@ def test_body(connected, fresh_scene) -> None:
             pytest.skip(f"body pipeline not installed on the server: {exc}")
         raise
     assert result == {"FINISHED"}
-    [collection] = _collections("Strata body")
+    [collection] = _collections("Human")
     kinds = {o.get("strata_layer_kind") for o in collection.objects}
     assert "body" in kinds
     arm = next(o for o in collection.objects if o.type == "ARMATURE")

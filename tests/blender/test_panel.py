@@ -114,15 +114,23 @@ def test_main_panel_shows_progress_heartbeat_and_problem(addon, runtime) -> None
 
 
 def test_layer_list_and_preferences_draw(addon) -> None:
+    """A layer's row is the layer in words and its colour (dropdowns side by side were cut to three letters at
+    the sidebar's default width); the active layer's style and colour are edited, labelled, under the list."""
     settings = bpy.context.scene.strata
-    if not settings.layers:
-        bpy.ops.strata.layer_add(kind="HAIR")
-    log: list = []
-    bpy.types.STRATA_UL_layers.draw_item(None, bpy.context, FakeLayout(log), settings, settings.layers[0], 0,
-                                         settings, "layer_index", 0)
-    assert [args[1] for name, args, _ in log if name == "prop"] == ["enabled", "style", "color"]
-    kind = settings.layers[0].kind.capitalize()  # the kind as a label: chosen with +, the style fits beside it
-    assert any(name == "label" and kw.get("text") == kind for name, _, kw in log)
+    settings.mode = "GENERATE"
+    settings.layers.clear()
+    for kind, style in (("HAIR", "bob"), ("TOP", "tshirt")):
+        bpy.ops.strata.layer_add(kind=kind)
+        settings.layers[-1].style = style
+    for layer, title in zip(settings.layers, ("Hair: Bob", "Top: T-shirt"), strict=True):
+        log: list = []
+        bpy.types.STRATA_UL_layers.draw_item(None, bpy.context, FakeLayout(log), settings, layer, 0,
+                                             settings, "layer_index", 0)
+        assert [args[1] for name, args, _ in log if name == "prop"] == ["enabled", "color"]
+        assert [kw.get("text") for name, _, kw in log if name == "label"] == [title]
+    settings.layer_index = 1
+    shown = [(args[1], kw.get("text")) for name, args, kw in _draw(bpy.types.STRATA_PT_main) if name == "prop"]
+    assert ("style", "Top style") in shown and ("color", "Colour") in shown
     prefs = bpy.context.preferences.addons[MODULE].preferences
     log = []
     proxy = types.SimpleNamespace(layout=FakeLayout(log), bl_rna=prefs.bl_rna, start_local=prefs.start_local)
