@@ -37,6 +37,7 @@ def test_smplx_needs_user_files():
     with pytest.raises(BodyModelError, match="model files") as err:
         get_body_model("smplx")
     assert "SMPLX_NEUTRAL.npz" in str(err.value) and "--smplx-dir" in str(err.value)
+    assert str(err.value).startswith("the SMPL-X body model cannot run here")  # its name, not the backend's
     with pytest.raises(BodyModelError, match="/data/smplx"):
         get_body_model("SMPLX", model_path="/data/smplx")
 

@@ -26,6 +26,8 @@ BODY_MODELS: dict[str, list[str]] = {
     "anny": list(ANNY_RIGS),
     "smplx": ["smplx"],
 }
+#: Backend name -> the body model's own name, as errors say it to artists.
+MODEL_TITLES = {"anny": "anny", "smplx": "SMPL-X"}
 
 
 def available_body_models() -> dict[str, list[str]]:
@@ -91,7 +93,8 @@ def get_body_model(
     try:
         return REGISTRY.build("body_model", name, env=env, cache=cache, **options)
     except BackendUnavailable as exc:
-        raise BodyModelError(exc.message.replace(f"{name} body_model backend", f"{name} body model")) from None
+        title = MODEL_TITLES.get(name, name)  # said to artists: "the SMPL-X body model cannot run here: ..."
+        raise BodyModelError(exc.message.replace(f"the {name} body_model backend", f"the {title} body model")) from None
 
 
 def body_model_key(name: str, rig: str, env: ComputeEnv, gender: str = "neutral") -> str:

@@ -213,7 +213,7 @@ def test_messages_wrap_to_the_sidebars_width_without_cutting_words(addon, runtim
     import importlib
 
     panel = importlib.import_module(f"{MODULE}.panel")
-    text = ("The smplx body model cannot run here: no SMPL-X folder is set; register at "
+    text = ("The SMPL-X body model cannot run here: no SMPL-X folder is set; register at "
             "https://smpl-x.is.tue.mpg.de and put SMPLX_NEUTRAL.npz in /home/artist/models/smplx")
 
     def measure(t):
