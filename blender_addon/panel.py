@@ -193,6 +193,9 @@ class STRATA_PT_main(_Panel, bpy.types.Panel):
             layout.prop(settings.reconstruct, "layers", text="Garments as separate objects")
         else:
             row.prop(settings.body, "rig", text="Rig")
+            row = layout.row()
+            row.label(text="Rest pose:")
+            row.prop(settings.body, "pose", text="")
 
         kind = MODE_KINDS[settings.mode]
         run = layout.row()
@@ -248,8 +251,11 @@ class STRATA_PT_parameters(_Panel, bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         for name in group.bl_rna.properties.keys():  # noqa: SIM118 - bl_rna collections need keys()
-            if name not in ("rna_type", "name", "rig", "quality", "layers", "rest_pose"):  # in the main panel
-                layout.prop(group, name)
+            if name in ("rna_type", "name", "rig", "quality", "layers", "rest_pose", "pose"):  # in the main panel
+                continue
+            row = layout.row()
+            row.active = name != "smplx_gender" or group.body_model == "smplx"  # only SMPL-X reads it
+            row.prop(group, name)
 
 
 class STRATA_PT_server(_Panel, bpy.types.Panel):

@@ -15,7 +15,7 @@ class STRATA_AddonPreferences(bpy.types.AddonPreferences):
     address: StringProperty(
         name="Server address", default=runtime.DEFAULT_ADDRESS,
         description="ZeroMQ address of the Strata server, e.g. tcp://127.0.0.1:5555 (this computer) or "
-                    "tcp://gpu-box:5555 (needs CURVE keys and Blender's 'Allow Online Access')")
+                    "tcp://gpu-box:5555 (needs the encryption keys below and Blender's 'Allow Online Access')")
     timeout: FloatProperty(name="Timeout", default=5.0, min=0.5, max=120.0, subtype="TIME_ABSOLUTE",
                            unit="TIME_ABSOLUTE", description="How long to wait for the server to answer a request")
     job_timeout: FloatProperty(name="Job timeout (background)", default=3600.0, min=1.0, subtype="TIME_ABSOLUTE",
@@ -27,7 +27,7 @@ class STRATA_AddonPreferences(bpy.types.AddonPreferences):
                     "clients/<name>.key_secret). Empty for a server on this computer")
     curve_client: StringProperty(name="This computer's key", default="client",
                                  description="Which client key of the key folder is this computer's "
-                                             "(clients/<name>.key_secret; CURVE encryption)")
+                                             "(clients/<name>.key_secret)")
     start_local: BoolProperty(name="Run the server on this computer", default=False,
                               description="Connect starts Strata's server from the environment below when none "
                                           "answers, and the panel gets Start and Stop buttons")
@@ -43,7 +43,7 @@ class STRATA_AddonPreferences(bpy.types.AddonPreferences):
         name="Default quality",
         items=[(q, q.capitalize(), f"The '{q}' preset") for q in QUALITY_PRESETS],
         default=JOB_SPECS["reconstruct"].param("quality").default,
-        description="Quality preset used when the panel says 'Default'")
+        description="Quality preset used when the panel's Quality says 'As in preferences'")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

@@ -36,7 +36,8 @@ UI_KINDS = ("body", "reconstruct")
 
 
 #: Parameter labels that capitalising the name would garble.
-PARAM_LABELS = {"smplx_gender": "SMPL-X file", "body_model": "Body model"}
+PARAM_LABELS = {"smplx_gender": "SMPL-X file", "body_model": "Body model", "pose": "Rest pose",
+                "strict": "Refuse group photos"}
 
 
 def _label(name: str) -> str:
@@ -56,6 +57,12 @@ CHOICE_TITLES: dict[str, dict[str, tuple[str, str]]] = {
     "rest_pose": {
         "A": ("A-pose", "The armature rests with the arms 45° down (the photo's pose is set on it)"),
         "T": ("T-pose", "The armature rests with the arms level (the photo's pose is set on it)"),
+    },
+    "pose": {
+        "A": ("A-pose", "The armature rests with the arms 45° down"),
+        "T": ("T-pose", "The armature rests with the arms level"),
+        "rest": ("Model's own", "The body model's own rest (anny's: arms about 48° down, elbows a little bent); "
+                                "a layered human uses the A-pose instead"),
     },
     "body_model": {
         "anny": ("anny (built in)", "Strata's own body, with age, weight, muscle and proportions"),

@@ -26,6 +26,7 @@ class FakeLayout:
 
     def __setattr__(self, name: str, value) -> None:
         assert name in bpy.types.UILayout.bl_rna.properties, f"UILayout has no attribute {name!r}"
+        self.log.append(("set", (name, value), {}))
 
     def __getattr__(self, name: str):
         assert name in LAYOUT_FUNCTIONS, f"UILayout has no method {name!r}"
@@ -137,6 +138,27 @@ def test_layer_list_and_preferences_draw(addon) -> None:
     type(prefs).draw(proxy, bpy.context)
     drawn = {args[1] for name, args, _ in log if name == "prop"}
     assert {"address", "curve_dir", "server_env", "smplx_dir", "default_quality"} <= drawn
+
+
+def test_body_modes_show_the_rest_pose_up_front(addon, runtime) -> None:
+    """Body and Layered modes offer the rest pose beside the rig (as the Photo mode does), in words; the
+    Parameters leave it out, and grey the SMPL-X file choice unless the body model is SMPL-X."""
+    settings = bpy.context.scene.strata
+    items = {i.identifier: i.name for i in settings.body.bl_rna.properties["pose"].enum_items}
+    assert items == {"rest": "Model's own", "A": "A-pose", "T": "T-pose"}
+    for mode in ("BODY", "GENERATE"):
+        settings.mode = mode
+        log = _draw(bpy.types.STRATA_PT_main)
+        assert ("pose", "") in [(args[1], kw.get("text")) for name, args, kw in log if name == "prop"]
+        assert "Rest pose:" in [kw.get("text") for name, _, kw in log if name == "label"]
+    for model, active in (("anny", False), ("smplx", True)):
+        settings.body.body_model = model
+        log = _draw(bpy.types.STRATA_PT_parameters)
+        props = [i for i, (name, args, _) in enumerate(log) if name == "prop"]
+        assert "pose" not in [log[i][1][1] for i in props]
+        at = next(i for i in props if log[i][1][1] == "smplx_gender")
+        assert ("set", ("active", active), {}) in log[at - 2:at]
+    settings.body.body_model = "anny"
 
 
 def test_layer_operators_keep_order(addon) -> None:
