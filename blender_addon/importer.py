@@ -129,7 +129,9 @@ def import_asset(
         collection.objects.link(obj)
         _set_props(obj, {**props, "strata_layer_kind": layer.kind, "strata_layer_name": layer.name})
         if layer.mesh.shape_keys is not None:
-            add_shape_keys(obj, layer.mesh.vertices, layer.mesh.shape_keys, layer.mesh.shape_key_names)
+            model = asset.body.model if asset.body is not None else ""
+            add_shape_keys(obj, layer.mesh.vertices, layer.mesh.shape_keys, layer.mesh.shape_key_names,
+                           SHAPE_KEY_RANGES.get(model, SHAPE_KEY_RANGE))
             clock.lap("shape keys")
         if armature is not None:
             obj.parent = armature
@@ -440,19 +442,22 @@ def _build_armature(context: bpy.types.Context, collection: bpy.types.Collection
 
 
 #: Slider range of imported shape keys: SMPL-X's coefficients are standard deviations, ±5 covers real people.
-SHAPE_KEY_RANGE = 5.0
+SHAPE_KEY_RANGE = (-5.0, 5.0)
+#: Per body model where it differs: anny's keys reach the model's own body at one end of a phenotype at 1.
+SHAPE_KEY_RANGES = {"anny": (0.0, 1.0)}
 
 
-def add_shape_keys(obj: bpy.types.Object, vertices: np.ndarray, keys: np.ndarray, names: Sequence[str]) -> None:
+def add_shape_keys(obj: bpy.types.Object, vertices: np.ndarray, keys: np.ndarray, names: Sequence[str],
+                   value_range: tuple[float, float] = SHAPE_KEY_RANGE) -> None:
     """A Basis and one shape key per `names` (offsets `keys` (K, N, 3) from `vertices` at value 1), all at 0,
-    sliders ±SHAPE_KEY_RANGE: a body model's shape stays editable after import (the bones keep the imported
+    sliders over `value_range`: a body model's shape stays editable after import (the bones keep the imported
     shape's joints)."""
     obj.shape_key_add(name="Basis", from_mix=False)
     base = np.asarray(vertices, np.float32)
     for name, offset in zip(names, np.asarray(keys, np.float32), strict=True):
         key = obj.shape_key_add(name=str(name), from_mix=False)
         key.data.foreach_set("co", (base + offset).ravel())
-        key.slider_min, key.slider_max, key.value = -SHAPE_KEY_RANGE, SHAPE_KEY_RANGE, 0.0
+        (key.slider_min, key.slider_max), key.value = value_range, 0.0
 
 
 def follow_body_keys(body: bpy.types.Object, garment: bpy.types.Object) -> int:

@@ -242,6 +242,63 @@ def test_pose_presets(body):
         body.pose_preset("Y")
 
 
+# --- shape keys -----------------------------------------------------------------------------------------
+
+
+def test_shape_keys_reach_the_models_own_body_at_each_end(body):
+    """anny's phenotypes blend non-linearly, so a key is not a derivative: at 1 it is exactly anny's rest body
+    with that phenotype at its end (age: a child, not a baby); an end the shape sits at gives no key."""
+    shape = body.solve_height(1.70, body.shape_vector())
+    names, offsets = body.shape_keys_rest(shape)
+    assert names == ["Male", "Female", "Child", "Old", "Less muscle", "More muscle", "Lighter", "Heavier",
+                     "Idealised proportions", "Uncommon proportions"]
+    with torch.no_grad():
+        base = body.forward(shape=shape[None]).rest_vertices[0].numpy()
+        for name, param, end in (("Heavier", "weight", 1.0), ("Child", "age", 1.0 / 3.0)):
+            target = shape.copy()
+            target[body.shape_names.index(param)] = end
+            there = body.forward(shape=target[None]).rest_vertices[0].numpy()
+            np.testing.assert_allclose(base + offsets[names.index(name)], there, atol=1e-5)
+    assert float(np.linalg.norm(offsets[names.index("Heavier")], axis=1).max()) > 0.01
+    names_heavy, _ = body.shape_keys_rest(body.shape_vector(weight=1.0))
+    assert "Heavier" not in names_heavy and "Lighter" in names_heavy
+
+
+def test_gender_runs_from_male_to_female_as_the_job_spec_says(body):
+    """anny's gender phenotype is male at 0 and female at 1 (its PHENOTYPE_VARIATIONS): the male end is the
+    taller, broader-shouldered body, and the job's help text says which end is which."""
+    from strata.exchange.wire.jobs import JOB_SPECS
+
+    def shoulders(v):
+        h = v[:, 2].max()
+        band = v[(v[:, 2] > 0.80 * h) & (v[:, 2] < 0.82 * h) & (np.abs(v[:, 0]) < 0.35)]
+        return band[:, 0].max() - band[:, 0].min(), h
+
+    with torch.no_grad():
+        male, female = (body.forward(shape=body.shape_vector(gender=g)[None]).rest_vertices[0].numpy()
+                        for g in (0.0, 1.0))
+    (male_width, male_height), (female_width, female_height) = shoulders(male), shoulders(female)
+    assert male_width > female_width + 0.03 and male_height > female_height + 0.05
+    assert JOB_SPECS["body"].param("gender").help == "0 male .. 1 female"
+
+
+def test_a_posed_body_keeps_its_keys(body):
+    """The body job stores the A-pose: its keys are the rest offsets turned with the skin, so "Heavier" at 1
+    lands on anny's heavier body posed the same way (to the skinning's few millimetres at the shoulders)."""
+    from strata.core.pipelines.body import build_body
+    from strata.exchange.wire.jobs import JOB_SPECS
+
+    asset = build_body(body, JOB_SPECS["body"].validate({"texture_size": 256}))
+    mesh = asset.layers[0].mesh
+    heavier = np.asarray(asset.body.shape).copy()
+    heavier[body.shape_names.index("weight")] = 1.0
+    with torch.no_grad():
+        there = body.forward(shape=heavier[None], pose=np.asarray(asset.body.pose)[None]).vertices[0].numpy()
+    moved = np.asarray(mesh.vertices) + mesh.shape_keys[mesh.shape_key_names.index("Heavier")]
+    error = np.linalg.norm(moved - there, axis=1)
+    assert np.median(error) < 0.001 and np.percentile(error, 95) < 0.015, np.percentile(error, [50, 95, 100])
+
+
 # --- height ----------------------------------------------------------------------------------------------
 
 

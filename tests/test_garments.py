@@ -139,6 +139,27 @@ def test_shorts_stay_out_of_the_thighs_when_sitting(anny, monkeypatch, follow):
     assert (beyond[0] <= 0.005) == follow, beyond
 
 
+def test_garments_follow_anny_bodys_shape_keys(anny):
+    """A layered anny human keeps its phenotypes as sliders (each end of each: anny's own body there) and its
+    garments carry the same keys, bound to the body: heavier or male, the skirt and T-shirt stay outside it,
+    where the same garments left alone sink in."""
+    from strata.core.garments.metrics import layer_penetration
+    from strata.core.pipelines.generate import generate_layered
+
+    asset = generate_layered(anny, {"layers": ["body", "bottom:skirt", "top:tshirt"], "seed": 5,
+                                    "texture_size": 256})
+    names = asset.layers[0].mesh.shape_key_names
+    assert "Heavier" in names and all(layer.mesh.shape_key_names == names for layer in asset.layers)
+    meshes = [(np.asarray(layer.mesh.vertices, np.float64), np.asarray(layer.mesh.faces, np.int64))
+              for layer in asset.layers]
+    for key in ("Heavier", "Male"):
+        k = names.index(key)
+        moved = [(v + np.asarray(layer.mesh.shape_keys[k], np.float64), f)
+                 for (v, f), layer in zip(meshes, asset.layers, strict=True)]
+        assert max(layer_penetration(moved)) < 0.005, key  # bound: outside the reshaped body
+        assert max(layer_penetration([moved[0], *meshes[1:]])) > 0.05, key  # not bound: sunk in
+
+
 def test_body_folds_are_where_the_skin_is_inside_the_body():
     """Known answer: a 'body' of two balls; posed, the second overlaps the first. Points over the second
     ball's skin inside the first are in a fold, others are not; with nothing overlapping there is none."""

@@ -46,7 +46,8 @@ class AnnySMPLX(SMPLXSkeletonMixin, BodyModel):
         self.device = anny.device
         self.joint_names = list(SMPLX_JOINT_NAMES)
         self.parents = SMPLX_PARENTS.copy()
-        for attr in ("faces", "uvs", "uv_faces", "num_vertices", "shape_names", "default_shape", "shape_bounds"):
+        for attr in ("faces", "uvs", "uv_faces", "num_vertices", "shape_names", "default_shape", "shape_bounds",
+                     "shape_key_targets"):
             setattr(self, attr, getattr(anny, attr))
         # 1. Where each SMPL-X joint comes from: an averaging matrix over anny's joints.
         n_src = anny.num_joints

@@ -152,6 +152,9 @@ class BodyModel(abc.ABC):
     shape_bounds: np.ndarray  # (S, 2) float32, the valid [low, high] of each shape parameter
     #: Shape parameter that mostly controls stature, used by :meth:`solve_height` (None: no such one).
     height_parameter: str | None = None
+    #: For a model without linear shape directions: the shape keys an artist gets, as (key name, shape
+    #: parameter, target value); see :meth:`shape_keys_rest`.
+    shape_key_targets: tuple[tuple[str, str, float], ...] = ()
 
     num_vertices: int
 
@@ -226,6 +229,33 @@ class BodyModel(abc.ABC):
 
     def __call__(self, *args: Any, **kwargs: Any) -> BodyOutput:
         return self.forward(*args, **kwargs)
+
+    def shape_keys_rest(self, shape: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+        """(names, (K, N, 3) float32 offsets of the rest mesh) that keep ``shape`` editable as shape keys, or
+        None when the model offers none.
+
+        A model with linear shape directions (SMPL-X's betas) gives them, one key per coefficient. Otherwise
+        each of :attr:`shape_key_targets` is the model's own rest body with that parameter at its target
+        minus the body at ``shape``: a slider at 1 is exactly the model's body there (anny's phenotypes
+        blend non-linearly, so a derivative would be right only near ``shape``). Targets the shape already
+        sits at (within 0.01) give no key.
+        """
+        directions = getattr(self, "shape_directions", None)
+        if directions is not None:
+            return list(self.shape_names), directions()
+        shape = np.asarray(shape, np.float32).reshape(-1)
+        targets = [(key, self.shape_names.index(param), float(value)) for key, param, value in self.shape_key_targets
+                   if abs(float(shape[self.shape_names.index(param)]) - float(value)) > 0.01]
+        if not targets:
+            return None
+        import torch
+
+        batch = np.repeat(shape[None], len(targets) + 1, axis=0)
+        for row, (_, index, value) in enumerate(targets, start=1):
+            batch[row, index] = value
+        with torch.no_grad():
+            rest = self.forward(shape=batch).rest_vertices.cpu().numpy().astype(np.float32)
+        return [key for key, _, _ in targets], rest[1:] - rest[:1]
 
     def shape_vector(self, **values: float) -> np.ndarray:
         """(S,) float32 shape from named values, the rest at their defaults: ``shape_vector(height=0.7)``."""

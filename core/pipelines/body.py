@@ -67,9 +67,9 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
 
     progress.report("texture", 0.0, "painting the skin texture")
     body = body_layer(model, vertices, float(params.get("skin_tone", 0.4)), int(params.get("texture_size", 2048)))
-    keys = shape_keys(model, out)
-    if keys is not None:  # a model with linear shape directions (SMPL-X): sliders that stay editable
-        body.mesh.shape_keys, body.mesh.shape_key_names = keys, list(model.shape_names)
+    keys = shape_keys(model, out, shape)
+    if keys is not None:  # sliders that stay editable in Blender
+        body.mesh.shape_key_names, body.mesh.shape_keys = keys
     progress.report("assemble", 0.0, "assembling the asset")
     provenance = Provenance(
         job_kind="body",
@@ -111,23 +111,24 @@ def body_layer(model: BodyModel, vertices: np.ndarray, skin_tone: float, texture
     return Layer("Body", "body", mesh, texture=texture, skin=skin_from(model))
 
 
-def shape_keys(model: BodyModel, out: Any) -> np.ndarray | None:
-    """(S, N, 3) float32 shape keys of the posed body ``out`` (a ``forward`` output), or None when the model
-    has no linear shape directions (anny's phenotypes blend non-linearly).
+def shape_keys(model: BodyModel, out: Any, shape: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+    """(names, (K, N, 3) float32 shape keys) of the posed body ``out`` (a ``forward`` output at ``shape``), or
+    None when the model offers none: SMPL-X's betas, anny's phenotypes towards each end
+    (:meth:`~..body.base.BodyModel.shape_keys_rest`).
 
-    The directions are the rest pose's; on a body stored in another pose (the A preset) each vertex's
-    offset turns with the blended rotation of its skinning, so a slider moves the skin where it now is."""
-    directions = getattr(model, "shape_directions", None)
-    if directions is None:
+    The keys are rest-pose offsets; on a body stored in another pose (the A preset) each vertex's offset
+    turns with the blended rotation of its skinning, so a slider moves the skin where it now is."""
+    found = model.shape_keys_rest(shape)
+    if found is None:
         return None
+    names, dirs = found
     import torch
 
     from ..body.skinning import skinning_transforms
 
-    dirs = directions()  # (S, N, 3) in the rest
     with torch.no_grad():
         transforms = skinning_transforms(out.rest_joint_world[0].cpu().numpy().astype(np.float64),
                                          out.joint_world[0].cpu().numpy().astype(np.float64))
     joints, weights = model.skin_weights(None)
     blended = np.einsum("nk,nkab->nab", weights.astype(np.float64), transforms[joints][..., :3, :3])
-    return np.einsum("nab,snb->sna", blended, dirs).astype(np.float32)
+    return names, np.einsum("nab,snb->sna", blended, dirs).astype(np.float32)

@@ -100,19 +100,19 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
 
 def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, frame: BodyFrame, pieces: list[Piece],
                    layers: list[Layer]) -> None:
-    """On a body model with linear shape directions (SMPL-X): the body's shape keys, and each garment's,
-    bound to the body (:mod:`..garments.binding`), so the sliders reshape the body and its clothes together."""
+    """The body's shape keys (SMPL-X's betas, anny's phenotypes towards each end), and each garment's, bound
+    to the body (:mod:`..garments.binding`), so the sliders reshape the body and its clothes together."""
     import torch
 
     from ..garments.binding import bind, follow_keys
     from .body import shape_keys
 
-    if getattr(model, "shape_directions", None) is None:
-        return
     with torch.no_grad():
         out = model.forward(shape=np.asarray(shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
-    keys = shape_keys(model, out)
-    names = list(model.shape_names)
+    found = shape_keys(model, out, shape)
+    if found is None:
+        return
+    names, keys = found
     layers[0].mesh.shape_keys, layers[0].mesh.shape_key_names = keys, names
     for piece, layer in zip(pieces, layers[1:], strict=True):
         binding = bind(piece.vertices, frame.vertices, frame.faces)

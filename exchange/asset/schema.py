@@ -69,7 +69,8 @@ class Mesh:
     """(N, 4) uint8 sRGB RGBA per vertex."""
     shape_keys: np.ndarray | None = None
     """(K, N, 3) float32 offsets of `vertices` per shape key at full strength (a body model's shape and
-    expression coefficients: SMPL-X's ``Shape000``..., ``Exp000``...), in the stored rest pose."""
+    expression coefficients: SMPL-X's ``Shape000``..., ``Exp000``...; anny's body at each end of a phenotype:
+    ``Heavier``, ``Female``...), in the stored rest pose."""
     shape_key_names: list[str] | None = None
     """K unique names, present iff `shape_keys` is."""
 

@@ -162,11 +162,11 @@ _TEXTURE = ParamSpec("texture_size", int, 2048, "base-colour texture side", 256,
 
 #: The body's shape: what the `body` job builds from and `generate` dresses (unless it samples one).
 _SHAPE = (
-    _phenotype("gender", "0 female .. 1 male"),
+    _phenotype("gender", "0 male .. 1 female"),
     ParamSpec("age", float, 25.0, "age: 1 baby .. 11 child .. 25 young adult .. 90 old", 1.0, 90.0, unit=" years"),
     _phenotype("muscle", "0 low .. 1 high muscle tone"),
     _phenotype("weight", "0 light .. 1 heavy"),
-    _phenotype("proportions", "0 average .. 1 idealised proportions"),
+    _phenotype("proportions", "0 idealised .. 1 uncommon proportions"),
     _HEIGHT,
 )
 

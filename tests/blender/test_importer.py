@@ -335,7 +335,7 @@ def test_asset_without_pose_imports_in_its_rest(imported, asset) -> None:
 
 def test_shape_keys_become_sliders(fresh_scene, lib, tmp_path) -> None:
     """A body with shape keys (SMPL-X's Shape000... / Exp000...): a Basis and one slider each, at 0,
-    ±5, and a slider at 1 moves the skin by exactly the stored offsets."""
+    ±5, and a slider at 1 moves the skin by exactly the stored offsets; anny's slide from 0 to 1."""
     asset = make_test_asset(lib.schema)
     mesh = asset.layers[0].mesh
     rng = np.random.default_rng(5)
@@ -351,6 +351,14 @@ def test_shape_keys_become_sliders(fresh_scene, lib, tmp_path) -> None:
     co = np.zeros(len(mesh.vertices) * 3, np.float32)
     blocks["Shape001"].data.foreach_get("co", co)
     np.testing.assert_allclose(co.reshape(-1, 3) - mesh.vertices, mesh.shape_keys[1], atol=1e-6)
+    # anny's keys (its body at one end of a phenotype at 1) slide from 0 to 1: no extrapolated bodies.
+    mesh.shape_key_names = ["Female", "Heavier", "Old"]
+    asset.body = lib.schema.BodyParams(model="anny", shape_names=["weight"], shape=np.array([0.5], np.float32))
+    lib.container.save(asset, path)
+    assert bpy.ops.strata.import_asset(filepath=str(path), name="anny keys") == {"FINISHED"}
+    blocks = bpy.data.objects["anny keys Body"].data.shape_keys.key_blocks
+    assert [(k.name, k.slider_min, k.slider_max) for k in blocks[1:]] == [
+        ("Female", 0.0, 1.0), ("Heavier", 0.0, 1.0), ("Old", 0.0, 1.0)]
 
 
 def test_garment_keys_follow_the_body_slider(fresh_scene, lib, tmp_path) -> None:

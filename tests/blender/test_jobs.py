@@ -141,6 +141,12 @@ def test_generate_layered_from_the_panel(connected, fresh_scene) -> None:
     assert skirt.get("strata_layer_name") == "Skirt" and skirt.name == f"{collection.name} Skirt"
     body = next(o for o in collection.objects if o.get("strata_layer_kind") == "body")
     assert sum(m.type == "MASK" for m in body.modifiers) == 2
+    # anny's phenotypes stay sliders after import, and the clothes follow them.
+    sliders = body.data.shape_keys.key_blocks
+    assert "Heavier" in sliders and (sliders["Heavier"].slider_min, sliders["Heavier"].slider_max) == (0.0, 1.0)
+    sliders["Heavier"].value = 1.0
+    bpy.context.view_layer.update()
+    assert skirt.data.shape_keys.key_blocks["Heavier"].value == pytest.approx(1.0)
     # The Selected Human panel lists its garments by what they are, not by their long object names.
     from .test_panel import _draw
 
