@@ -343,6 +343,30 @@ class STRATA_PT_garments(_Panel, bpy.types.Panel):
                            f"{obj.get('strata_layer_name') or obj.name}")
 
 
+class STRATA_PT_shape(_Panel, bpy.types.Panel):
+    """The selected human's body shape as sliders (its body's shape keys; the garments' follow them)."""
+
+    bl_idname = "STRATA_PT_shape"
+    bl_label = "Shape"
+    bl_parent_id = "STRATA_PT_garments"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _shape_keys(context.active_object) is not None
+
+    def draw(self, context: bpy.types.Context) -> None:
+        col = self.layout.column(align=True)
+        for block in _shape_keys(context.active_object).key_blocks[1:]:  # after the Basis
+            col.prop(block, "value", text=block.name, slider=True)
+
+
+def _shape_keys(obj: bpy.types.Object | None) -> Any:
+    """The shape keys of the body of the human ``obj`` belongs to, or None when it has none."""
+    bodies = operators.garment_bodies(obj) if obj is not None else []
+    keys = bodies[0].data.shape_keys if bodies else None
+    return keys if keys is not None and len(keys.key_blocks) > 1 else None
+
+
 class STRATA_PT_motion(_Panel, bpy.types.Panel):
     """For a human on the SMPL-X rig: play mocap (AMASS) or SMPL-X fits on it."""
 
@@ -394,5 +418,5 @@ class STRATA_PT_history(_Panel, bpy.types.Panel):
 KIND_TITLES = {"reconstruct": "Photo", "generate": "Layered", "body": "Body"}
 
 
-CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_garments, STRATA_PT_motion, STRATA_PT_parameters,
-           STRATA_PT_history, STRATA_PT_server, STRATA_PT_backends)
+CLASSES = (STRATA_UL_layers, STRATA_PT_main, STRATA_PT_garments, STRATA_PT_shape, STRATA_PT_motion,
+           STRATA_PT_parameters, STRATA_PT_history, STRATA_PT_server, STRATA_PT_backends)

@@ -247,18 +247,24 @@ def test_pose_presets(body):
 
 def test_shape_keys_reach_the_models_own_body_at_each_end(body):
     """anny's phenotypes blend non-linearly, so a key is not a derivative: at 1 it is exactly anny's rest body
-    with that phenotype at its end (age: a child, not a baby); an end the shape sits at gives no key."""
+    with that phenotype at its end, at the same stature (the rig was built for it), but for age (a child of
+    11, not a baby; old age); an end the shape sits at gives no key."""
     shape = body.solve_height(1.70, body.shape_vector())
     names, offsets = body.shape_keys_rest(shape)
     assert names == ["Male", "Female", "Child", "Old", "Less muscle", "More muscle", "Lighter", "Heavier",
                      "Idealised proportions", "Uncommon proportions"]
     with torch.no_grad():
         base = body.forward(shape=shape[None]).rest_vertices[0].numpy()
-        for name, param, end in (("Heavier", "weight", 1.0), ("Child", "age", 1.0 / 3.0)):
+        for name, param, end, keep in (("Male", "gender", 0.0, True), ("Child", "age", 1.0 / 3.0, False)):
             target = shape.copy()
             target[body.shape_names.index(param)] = end
+            if keep:
+                target = body.solve_height(1.70, target)
             there = body.forward(shape=target[None]).rest_vertices[0].numpy()
             np.testing.assert_allclose(base + offsets[names.index(name)], there, atol=1e-5)
+    statures = [float(np.ptp((base + offsets[names.index(n)])[:, 2])) for n in ("Male", "Heavier", "Child")]
+    assert statures[0] == pytest.approx(1.70, abs=1e-3) and statures[1] == pytest.approx(1.70, abs=1e-3)
+    assert statures[2] < 1.5  # a child is shorter
     assert float(np.linalg.norm(offsets[names.index("Heavier")], axis=1).max()) > 0.01
     names_heavy, _ = body.shape_keys_rest(body.shape_vector(weight=1.0))
     assert "Heavier" not in names_heavy and "Lighter" in names_heavy
@@ -292,6 +298,7 @@ def test_a_posed_body_keeps_its_keys(body):
     mesh = asset.layers[0].mesh
     heavier = np.asarray(asset.body.shape).copy()
     heavier[body.shape_names.index("weight")] = 1.0
+    heavier = body.solve_height(1.70, heavier)  # the keys keep the stature
     with torch.no_grad():
         there = body.forward(shape=heavier[None], pose=np.asarray(asset.body.pose)[None]).vertices[0].numpy()
     moved = np.asarray(mesh.vertices) + mesh.shape_keys[mesh.shape_key_names.index("Heavier")]

@@ -142,7 +142,8 @@ def test_shorts_stay_out_of_the_thighs_when_sitting(anny, monkeypatch, follow):
 def test_garments_follow_anny_bodys_shape_keys(anny):
     """A layered anny human keeps its phenotypes as sliders (each end of each: anny's own body there) and its
     garments carry the same keys, bound to the body: heavier or male, the skirt and T-shirt stay outside it,
-    where the same garments left alone sink in."""
+    where the same garments left alone sink in; and the skirt's hem between the legs stays whole (its
+    offsets smoothed off the body: turned with the thighs' triangles, its edges stretched 5-fold)."""
     from strata.core.garments.metrics import layer_penetration
     from strata.core.pipelines.generate import generate_layered
 
@@ -158,6 +159,11 @@ def test_garments_follow_anny_bodys_shape_keys(anny):
                  for (v, f), layer in zip(meshes, asset.layers, strict=True)]
         assert max(layer_penetration(moved)) < 0.005, key  # bound: outside the reshaped body
         assert max(layer_penetration([moved[0], *meshes[1:]])) > 0.05, key  # not bound: sunk in
+    (skirt, faces), keys = meshes[1], np.asarray(asset.layers[1].mesh.shape_keys[names.index("Male")], np.float64)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    before = np.linalg.norm(skirt[edges[:, 0]] - skirt[edges[:, 1]], axis=1)
+    after = np.linalg.norm((skirt + keys)[edges[:, 0]] - (skirt + keys)[edges[:, 1]], axis=1)
+    assert np.percentile(np.abs(after / before - 1.0), 99.9) < 0.6
 
 
 def test_body_folds_are_where_the_skin_is_inside_the_body():

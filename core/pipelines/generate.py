@@ -116,7 +116,7 @@ def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, frame:
     layers[0].mesh.shape_keys, layers[0].mesh.shape_key_names = keys, names
     for piece, layer in zip(pieces, layers[1:], strict=True):
         binding = bind(piece.vertices, frame.vertices, frame.faces)
-        layer.mesh.shape_keys = follow_keys(binding, frame.vertices, frame.faces, keys)
+        layer.mesh.shape_keys = follow_keys(binding, frame.faces, keys, piece.faces)
         layer.mesh.shape_key_names = names
 
 

@@ -8,7 +8,8 @@ Garments list to show the body under it.
         -- docs/gui/layers.py tcp://127.0.0.1:5599 [PHOTO]
 
 Writes 01_layers (the layer list; with a photo: the Photo mode and its switch), 02_generated (the imported
-human and its Garments list) and 03_top_hidden (the top hidden, the body shown under it) in OUT.
+human and its Garments list), 03_top_hidden (the top hidden, the body shown under it) and 04_reshaped (the
+top back, the body made Female and Heavier with the Shape panel's sliders: the clothes follow) in OUT.
 The driver runs inside the tool's bootstrap, which provides ARGS, OUT, ADDON_MODULE, log, shot, settle,
 wait_until, view3d_override and open_sidebar_tab as globals.
 """
@@ -95,3 +96,15 @@ def main():
     yield 1.0
     yield from settle()
     shot("03_top_hidden")
+
+    # 4. The top back on, the body reshaped from the Shape panel's sliders: the clothes follow.
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.strata.garment_visibility(garment=top.name)
+    sliders = body.data.shape_keys.key_blocks
+    for name in ("Female", "Heavier"):
+        sliders[name].value = 1.0
+    log("sliders:", [(k.name, k.value) for k in sliders[1:]], "| the top's:",
+        [(k.name, k.value) for k in top.data.shape_keys.key_blocks[1:] if k.value])
+    yield 1.0
+    yield from settle()
+    shot("04_reshaped")

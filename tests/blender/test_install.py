@@ -15,7 +15,7 @@ from .conftest import MODULE, REPO
 
 OPERATORS = ("reconstruct", "generate", "body", "cancel", "import_asset", "start_server", "stop_server",
              "connect", "release", "run_job")
-PANELS = ("STRATA_PT_main", "STRATA_PT_garments", "STRATA_PT_parameters", "STRATA_PT_server")
+PANELS = ("STRATA_PT_main", "STRATA_PT_garments", "STRATA_PT_shape", "STRATA_PT_parameters", "STRATA_PT_server")
 
 
 def test_zip_layout_and_manifest(addon_zip: Path) -> None:

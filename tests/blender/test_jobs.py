@@ -123,6 +123,8 @@ def test_job_error_in_plain_words(connected, fresh_scene) -> None:
 
 def test_generate_layered_from_the_panel(connected, fresh_scene) -> None:
     """Layered mode: the layers the panel lists, each garment imported as its own object with its style."""
+    from .test_panel import _draw
+
     ok, why = connected.RUNTIME.session.supports("generate")
     if not ok:
         pytest.skip(f"server cannot run generate jobs: {why}")
@@ -147,9 +149,13 @@ def test_generate_layered_from_the_panel(connected, fresh_scene) -> None:
     sliders["Heavier"].value = 1.0
     bpy.context.view_layer.update()
     assert skirt.data.shape_keys.key_blocks["Heavier"].value == pytest.approx(1.0)
+    # The sidebar's Shape panel shows them for the selected human (selected by any of its parts).
+    bpy.context.view_layer.objects.active = skirt
+    assert bpy.types.STRATA_PT_shape.poll(bpy.context)
+    shown = [(kw.get("text"), kw.get("slider")) for name, args, kw in _draw(bpy.types.STRATA_PT_shape)
+             if name == "prop"]
+    assert ("Heavier", True) in shown and len(shown) == len(sliders) - 1
     # The Selected Human panel lists its garments by what they are, not by their long object names.
-    from .test_panel import _draw
-
     bpy.context.view_layer.objects.active = body
     labels = [kw.get("text") for name, _, kw in _draw(bpy.types.STRATA_PT_garments) if name == "label"]
     assert sorted(labels) == ["Bottom: Skirt", "Top: T-shirt"]
