@@ -5,7 +5,8 @@ pipeline, warm body model) is timed, and the share of each garment layer's verti
 lower layer by more than 2 mm is measured in the rest pose and with the armature in the walking, sitting and
 arms-up test poses (linear blend skinning, as Blender's Armature modifier), both as a whole and beyond the
 body's own folds (garment vertices over skin that the body's skinning has itself folded inside the body, as
-the lap when sitting: see ``core/garments/metrics.py``). The reference a user could pick is the body job alone
+the lap when sitting: see ``core/garments/metrics.py``), and in the rest pose with each shape slider at 1
+(``shape_keys_pct``: the garments' keys follow the body's). The reference a user could pick is the body job alone
 on the same body (what the layers add to it). Goals (issue 11): 0 in the rest pose, <= 0.5 % in the test
 poses. Ends with one ``BENCH layers ...`` line.
 
@@ -37,15 +38,25 @@ def main() -> None:
 
     from strata.core.body import get_body_model
     from strata.core.garments.metrics import TEST_POSES, layer_penetration, pose_penetration, test_pose
+    from strata.core.pipelines import generate
     from strata.core.pipelines.body import build_body
     from strata.core.pipelines.generate import generate_layered
     from strata.exchange.wire.jobs import JOB_SPECS
 
     torch.set_num_threads(2)
     model = get_body_model("anny")
+    key_seconds: list[float] = []
+    add_keys = generate.add_shape_keys
+
+    def timed_keys(*args, **kwargs):  # what the shape sliders cost within each human's time
+        start = time.perf_counter()
+        add_keys(*args, **kwargs)
+        key_seconds.append(time.perf_counter() - start)
+
+    generate.add_shape_keys = timed_keys
     spec = JOB_SPECS["generate"]
     generate_layered(model, spec.validate({"layers": ["top:tshirt"], "texture_size": 512}))  # warm
-    seconds, body_seconds, rest = [], [], []
+    seconds, body_seconds, rest, keyed = [], [], [], []
     posed = {name: [] for name in TEST_POSES}
     beyond = {name: [] for name in TEST_POSES}
     for seed, layers in enumerate(CHOICES):
@@ -64,6 +75,9 @@ def main() -> None:
         faces, _ = skin_surface(meshes[0][1], len(meshes[0][0]))  # the body's skin (no eyes, no tongue)
         meshes[0] = (meshes[0][0], faces, meshes[0][2], meshes[0][3])
         rest.append(max(layer_penetration([(v, f) for v, f, _, _ in meshes])))
+        for k in range(len(asset.layers[0].mesh.shape_key_names)):  # each shape slider at 1: clothes follow?
+            keyed.append(max(layer_penetration([(v + np.asarray(lay.mesh.shape_keys[k], np.float64), f)
+                                                for (v, f, _, _), lay in zip(meshes, asset.layers, strict=True)])))
         shift = asset.body.translation
         for name in TEST_POSES:
             pose = test_pose(model, shape, bind, name)
@@ -79,6 +93,7 @@ def main() -> None:
           f"the body job alone: median {np.median(body_seconds):.1f} s")
     print(f"BENCH layers humans={len(CHOICES)} median_s={np.median(seconds):.2f} "
           f"body_only_s={np.median(body_seconds):.2f} rest_pct={100 * max(rest):.2f} "
+          f"shape_keys_s={np.median(key_seconds[1:]):.2f} shape_keys_pct={100 * max(keyed):.2f} "
           + " ".join(f"{n}_pct={v:.2f}" for n, v in worst.items()) + " "
           + " ".join(f"{n}_beyond_folds_pct={v:.2f}" for n, v in worst_beyond.items()))
 

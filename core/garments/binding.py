@@ -28,9 +28,9 @@ class Binding:
     """(V, 3) garment vertex minus anchor, in the face's frame (edge, perpendicular, normal)."""
 
 
-def bind(points: np.ndarray, body_vertices: np.ndarray, body_faces: np.ndarray) -> Binding:
+def bind(points: np.ndarray, body_vertices: np.ndarray, body_faces: np.ndarray, candidates: int = 16) -> Binding:
     """Bind ``points`` ((V, 3)) to the closest triangles of the body surface ``body_vertices``/``body_faces``."""
-    face, bary, _ = closest_points(body_vertices, body_faces, points, candidates=16)
+    face, bary, _ = closest_points(body_vertices, body_faces, points, candidates=candidates)
     anchor = np.einsum("vk,vkd->vd", bary, body_vertices[body_faces[face]])
     frames = triangle_frames(body_vertices, body_faces[face])
     offset = np.einsum("vij,vj->vi", frames, points - anchor)  # rows of the frame: world -> local
@@ -82,12 +82,15 @@ def follow_keys(binding: Binding, body_faces: np.ndarray, body_keys: np.ndarray,
     moved = np.einsum("vk,svkd->svd", binding.bary, np.asarray(body_keys, np.float64)[:, tri])
     if faces is None:
         return moved.astype(np.float32)
-    reach = np.clip(np.linalg.norm(binding.offset, axis=1) / FOLLOW_SMOOTH_REACH, 0.0, 1.0)[None, :, None]
+    from scipy.sparse import csr_matrix
+
+    keys, count = moved.shape[0], moved.shape[1]
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    count = np.bincount(edges[:, 0], minlength=moved.shape[1]).astype(np.float64)[None, :, None]
-    own = moved
+    mean = csr_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(count, count))
+    mean = csr_matrix(mean.multiply(1.0 / np.maximum(mean.sum(axis=1), 1.0)))  # row i: the mean of i's neighbours
+    reach = np.clip(np.linalg.norm(binding.offset, axis=1) / FOLLOW_SMOOTH_REACH, 0.0, 1.0)[:, None]
+    own = moved.transpose(1, 0, 2).reshape(count, keys * 3)  # (V, S*3): every key smoothed at once
+    field = own
     for _ in range(FOLLOW_SMOOTH_PASSES):
-        total = np.zeros_like(moved)
-        np.add.at(total, (slice(None), edges[:, 0]), moved[:, edges[:, 1]])
-        moved = (1.0 - reach) * own + reach * total / np.maximum(count, 1.0)
-    return moved.astype(np.float32)
+        field = (1.0 - reach) * own + reach * (mean @ field)
+    return field.reshape(count, keys, 3).transpose(1, 0, 2).astype(np.float32)
