@@ -23,14 +23,14 @@ class LocalServerError(RuntimeError):
 
 
 def server_executable(env_dir: str | os.PathLike) -> Path:
-    """`<env>/bin/strata-server` (or `<env>\\Scripts\\strata-server.exe` on Windows)."""
+    """`<env>/bin/strata-server` (`<env>\\Scripts\\strata-server.exe` on Windows: a Linux error names no
+    Windows path)."""
     env = Path(env_dir).expanduser()
-    candidates = [env / "Scripts" / "strata-server.exe", env / "bin" / "strata-server"]
-    for exe in candidates:
-        if exe.is_file():
-            return exe
-    raise LocalServerError(f"no strata-server in {env} (looked for {', '.join(str(c) for c in candidates)}); "
-                           f"set the server environment folder in the add-on preferences")
+    exe = env / "Scripts" / "strata-server.exe" if os.name == "nt" else env / "bin" / "strata-server"
+    if exe.is_file():
+        return exe
+    raise LocalServerError(f"no strata-server in {env} (looked for {exe}); set the server environment folder "
+                           f"(the one holding {exe.relative_to(env)}) in the add-on preferences")
 
 
 def check_local_address(address: str) -> str:

@@ -58,8 +58,10 @@ def test_start_refuses_a_network_address(runtime, prefs) -> None:
 def test_start_without_environment_explains(runtime, prefs, tmp_path) -> None:
     prefs.server_env = str(tmp_path)
     prefs.address = free_address()
-    with pytest.raises(RuntimeError, match="(?i)no strata-server.*Preferences > Add-ons > Strata"):
+    with pytest.raises(RuntimeError, match="(?i)no strata-server.*Preferences > Add-ons > Strata") as err:
         bpy.ops.strata.start_server(wait=1.0)
+    assert str(tmp_path / "bin" / "strata-server") in str(err.value)
+    assert "Scripts" not in str(err.value) and ".exe" not in str(err.value)  # no Windows path on Linux
 
 
 def test_listening_tells_a_running_server_from_nothing(addon) -> None:
