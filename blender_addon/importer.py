@@ -117,6 +117,7 @@ def import_asset(
     if asset.rig is not None:
         armature, bone_names = _build_armature(context, collection, f"{collection.name} Rig", asset.rig)
         _set_props(armature, {**props, **_model_props(asset, bone_names)})
+        keep_shape_bones(armature, asset, bone_names)
         clock.lap("armature")
 
     built: list[tuple[Any, bpy.types.Object]] = []
@@ -458,6 +459,60 @@ def add_shape_keys(obj: bpy.types.Object, vertices: np.ndarray, keys: np.ndarray
         key = obj.shape_key_add(name=str(name), from_mix=False)
         key.data.foreach_set("co", (base + offset).ravel())
         (key.slider_min, key.slider_max), key.value = value_range, 0.0
+
+
+def keep_shape_bones(armature: bpy.types.Object, asset: Any, bone_names: Sequence[str]) -> None:
+    """Keep on the armature how its bones move with the body's shape keys (the asset's ``shape_key_bones``:
+    the model's own joints at each key's shape), with the bones as imported, so *Fit Bones to Shape* can
+    place them for any mix of the sliders, again and again (always from the imported bones)."""
+    body = getattr(asset, "body", None)
+    found = (body.extra or {}).get("shape_key_bones") if body is not None else None
+    if not found:
+        return
+    rest = np.asarray(asset.rig.rest, np.float64)
+    heads = rest[:, :3, 3]
+    tails = heads + np.asarray(asset.rig.lengths, np.float64)[:, None] * rest[:, :3, 1]
+    armature["strata_shape_bones"] = {
+        "keys": [str(n) for n in found["names"]], "bones": list(bone_names),
+        "heads": np.asarray(found["heads"], np.float64).ravel().tolist(),
+        "tails": np.asarray(found["tails"], np.float64).ravel().tolist(),
+        "rest_heads": heads.ravel().tolist(), "rest_tails": tails.ravel().tolist(),
+    }
+
+
+def fit_bones_to_shape(armature: bpy.types.Object, body: bpy.types.Object, context: bpy.types.Context) -> int:
+    """Move ``armature``'s bones to where the body model puts its joints for the body's current shape-key
+    values (the imported bones plus each key's joint offsets times its value; rolls kept), so a reshaped
+    body bends at its own joints. Returns how many bones moved; 0 when the armature keeps no such data."""
+    data = armature.get("strata_shape_bones")
+    blocks = body.data.shape_keys.key_blocks if body.data.shape_keys is not None else {}
+    if not data:
+        return 0
+    keys, bones = list(data["keys"]), list(data["bones"])
+    values = np.array([blocks[k].value if k in blocks else 0.0 for k in keys], np.float64)
+    shape = (len(keys), len(bones), 3)
+    heads = np.asarray(data["rest_heads"], np.float64).reshape(-1, 3) + np.einsum(
+        "k,kjd->jd", values, np.asarray(data["heads"], np.float64).reshape(shape))
+    tails = np.asarray(data["rest_tails"], np.float64).reshape(-1, 3) + np.einsum(
+        "k,kjd->jd", values, np.asarray(data["tails"], np.float64).reshape(shape))
+    view_layer = context.view_layer
+    active, mode = view_layer.objects.active, armature.mode
+    view_layer.objects.active = armature
+    with context.temp_override(active_object=armature, object=armature):
+        bpy.ops.object.mode_set(mode="EDIT")
+        try:
+            edit_bones = armature.data.edit_bones
+            for name, head, tail in zip(bones, heads.tolist(), tails.tolist(), strict=True):
+                bone = edit_bones.get(name)
+                if bone is None:
+                    continue
+                z_axis = bone.z_axis.copy()
+                bone.head, bone.tail = head, tail
+                bone.align_roll(z_axis)  # the roll the bone had: the pose's rotations keep their meaning
+        finally:
+            bpy.ops.object.mode_set(mode=mode if mode != "EDIT" else "OBJECT")
+    view_layer.objects.active = active
+    return len(bones)
 
 
 def follow_body_keys(body: bpy.types.Object, garment: bpy.types.Object) -> int:

@@ -598,6 +598,36 @@ class STRATA_OT_snap_to_ground(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class STRATA_OT_fit_bones(bpy.types.Operator):
+    """Move the selected human's bones to the body's joints for its current shape sliders (the body model's
+    own joints; rolls kept), so a reshaped body bends where it should"""
+
+    bl_idname = "strata.fit_bones"
+    bl_label = "Fit Bones to Shape"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _shape_armature(context.active_object) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        armature = _shape_armature(context.active_object)
+        bodies = garment_bodies(context.active_object)
+        if armature is None or not bodies:
+            return _fail(self, "invalid_input", "The selected human keeps no bones to fit to its shape.")
+        moved = importer.fit_bones_to_shape(armature, bodies[0], context)
+        self.report({"INFO"}, f"Strata: fitted {moved} bones of '{armature.name}' to the body's shape")
+        return {"FINISHED"}
+
+
+def _shape_armature(obj: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The armature of the human ``obj`` belongs to, when it keeps how its bones follow the shape keys."""
+    collection = human_collection(obj)
+    if collection is None:
+        return None
+    return next((o for o in collection.objects if o.type == "ARMATURE" and o.get("strata_shape_bones")), None)
+
+
 def _lowest_z(evaluated: bpy.types.Object) -> float:
     """The lowest world z of an evaluated mesh object's vertices."""
     mesh = evaluated.data
@@ -612,6 +642,7 @@ def _lowest_z(evaluated: bpy.types.Object) -> float:
 CLASSES = (
     STRATA_OT_pick_photo,
     STRATA_OT_snap_to_ground,
+    STRATA_OT_fit_bones,
     STRATA_OT_garment_visibility,
     STRATA_OT_reconstruct,
     STRATA_OT_body,

@@ -358,6 +358,8 @@ class STRATA_PT_shape(_Panel, bpy.types.Panel):
         col = self.layout.column(align=True)
         for block in _shape_keys(context.active_object).key_blocks[1:]:  # after the Basis
             col.prop(block, "value", text=block.name, slider=True)
+        if operators.STRATA_OT_fit_bones.poll(context):  # the bones follow on request (edit-mode work)
+            self.layout.operator("strata.fit_bones", icon="BONE_DATA")
 
 
 def _shape_keys(obj: bpy.types.Object | None) -> Any:

@@ -290,7 +290,8 @@ def test_gender_runs_from_male_to_female_as_the_job_spec_says(body):
 
 def test_a_posed_body_keeps_its_keys(body):
     """The body job stores the A-pose: its keys are the rest offsets turned with the skin, so "Heavier" at 1
-    lands on anny's heavier body posed the same way (to the skinning's few millimetres at the shoulders)."""
+    lands on anny's heavier body posed the same way (to the skinning's few millimetres at the shoulders),
+    and the asset says where the bones go for it."""
     from strata.core.pipelines.body import build_body
     from strata.exchange.wire.jobs import JOB_SPECS
 
@@ -304,6 +305,13 @@ def test_a_posed_body_keeps_its_keys(body):
     moved = np.asarray(mesh.vertices) + mesh.shape_keys[mesh.shape_key_names.index("Heavier")]
     error = np.linalg.norm(moved - there, axis=1)
     assert np.median(error) < 0.001 and np.percentile(error, 95) < 0.015, np.percentile(error, [50, 95, 100])
+    # The bones' offsets per key put the rig's joints exactly where anny has them in that body, as posed.
+    bones = asset.body.extra["shape_key_bones"]
+    assert bones["names"] == mesh.shape_key_names
+    with torch.no_grad():
+        joints = body.forward(shape=heavier[None], pose=np.asarray(asset.body.pose)[None]).joint_heads[0].numpy()
+    fitted = np.asarray(asset.rig.rest)[:, :3, 3] + np.asarray(bones["heads"])[bones["names"].index("Heavier")]
+    np.testing.assert_allclose(fitted, joints, atol=1e-4)
 
 
 # --- height ----------------------------------------------------------------------------------------------

@@ -231,38 +231,51 @@ class BodyModel(abc.ABC):
     def __call__(self, *args: Any, **kwargs: Any) -> BodyOutput:
         return self.forward(*args, **kwargs)
 
-    def shape_keys_rest(self, shape: np.ndarray) -> tuple[list[str], np.ndarray] | None:
-        """(names, (K, N, 3) float32 offsets of the rest mesh) that keep ``shape`` editable as shape keys, or
-        None when the model offers none.
+    def shape_key_shapes(self, shape: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+        """(names, (K, S) float32 shapes) each of :attr:`shape_key_targets` reaches at 1 from ``shape``, or None
+        when the model has no such targets (a model with linear shape directions, or none left to reach).
 
-        A model with linear shape directions (SMPL-X's betas) gives them, one key per coefficient. Otherwise
-        each of :attr:`shape_key_targets` is the model's own rest body with that parameter at its target
-        minus the body at ``shape``: a slider at 1 is exactly the model's body there (anny's phenotypes
-        blend non-linearly, so a derivative would be right only near ``shape``). A target that keeps the
-        stature has :attr:`height_parameter` solved again (where it can reach it), so the rig built for the
-        asked height still fits; targets the shape already sits at (within 0.01) give no key.
-        """
-        directions = getattr(self, "shape_directions", None)
-        if directions is not None:
-            return list(self.shape_names), directions()
+        A target that keeps the stature has :attr:`height_parameter` solved again (where it can reach it), so
+        the rig built for the asked height still fits; targets the shape already sits at (within 0.01) give
+        no key."""
         shape = np.asarray(shape, np.float32).reshape(-1)
         chosen = [(key, self.shape_names.index(param), float(value), keep)
                   for key, param, value, keep in self.shape_key_targets
                   if abs(float(shape[self.shape_names.index(param)]) - float(value)) > 0.01]
         if not chosen:
             return None
-        import torch
-
         stature = float(self.measure_height(shape[None])[0])
-        batch = np.repeat(shape[None], len(chosen) + 1, axis=0)
-        for row, (_, index, value, keep) in enumerate(chosen, start=1):
-            batch[row, index] = value
+        shapes = np.repeat(shape[None], len(chosen), axis=0)
+        for row, (_, index, value, keep) in enumerate(chosen):
+            shapes[row, index] = value
             if keep and self.height_parameter is not None:
                 with contextlib.suppress(ValueError):  # out of reach: the target's own stature
-                    batch[row] = self.solve_height(stature, batch[row])
+                    shapes[row] = self.solve_height(stature, shapes[row])
+        return [key for key, _, _, _ in chosen], shapes
+
+    def shape_keys_rest(self, shape: np.ndarray, found: tuple[list[str], np.ndarray] | None = None
+                        ) -> tuple[list[str], np.ndarray] | None:
+        """(names, (K, N, 3) float32 offsets of the rest mesh) that keep ``shape`` editable as shape keys, or
+        None when the model offers none.
+
+        A model with linear shape directions (SMPL-X's betas) gives them, one key per coefficient. Otherwise
+        each key is the model's own rest body at one of :meth:`shape_key_shapes` minus the body at ``shape``:
+        a slider at 1 is exactly the model's body there (anny's phenotypes blend non-linearly, so a
+        derivative would be right only near ``shape``). ``found``: those shapes, when the caller has them.
+        """
+        directions = getattr(self, "shape_directions", None)
+        if directions is not None:
+            return list(self.shape_names), directions()
+        found = found or self.shape_key_shapes(shape)
+        if found is None:
+            return None
+        import torch
+
+        names, shapes = found
+        batch = np.concatenate([np.asarray(shape, np.float32).reshape(1, -1), shapes])
         with torch.no_grad():
             rest = self.forward(shape=batch).rest_vertices.cpu().numpy().astype(np.float32)
-        return [key for key, _, _, _ in chosen], rest[1:] - rest[:1]
+        return names, rest[1:] - rest[:1]
 
     def shape_vector(self, **values: float) -> np.ndarray:
         """(S,) float32 shape from named values, the rest at their defaults: ``shape_vector(height=0.7)``."""

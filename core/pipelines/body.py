@@ -6,6 +6,7 @@ no pose on the armature: what an artist expects from a base mesh (the asset cont
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,9 +68,9 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
 
     progress.report("texture", 0.0, "painting the skin texture")
     body = body_layer(model, vertices, float(params.get("skin_tone", 0.4)), int(params.get("texture_size", 2048)))
-    keys = shape_keys(model, out, shape)
+    keys = shape_keys(model, out, shape, pose)
     if keys is not None:  # sliders that stay editable in Blender
-        body.mesh.shape_key_names, body.mesh.shape_keys = keys
+        body.mesh.shape_key_names, body.mesh.shape_keys = keys.names, keys.vertices
     progress.report("assemble", 0.0, "assembling the asset")
     provenance = Provenance(
         job_kind="body",
@@ -85,7 +86,8 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
         shape=np.asarray(shape, np.float32),
         pose=np.asarray(pose, np.float32),
         translation=np.zeros(3, np.float32),
-        extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]), **smplx_extras(model, shape)},
+        extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]), **smplx_extras(model, shape),
+               **({"shape_key_bones": keys.bones} if keys is not None and keys.bones else {})},
     )
     progress.report("assemble", 1.0, "done")
     rig = rig_from(model, joints, lengths, rest_pose=preset if preset in ("A", "T") else "")
@@ -111,24 +113,46 @@ def body_layer(model: BodyModel, vertices: np.ndarray, skin_tone: float, texture
     return Layer("Body", "body", mesh, texture=texture, skin=skin_from(model))
 
 
-def shape_keys(model: BodyModel, out: Any, shape: np.ndarray) -> tuple[list[str], np.ndarray] | None:
-    """(names, (K, N, 3) float32 shape keys) of the posed body ``out`` (a ``forward`` output at ``shape``), or
-    None when the model offers none: SMPL-X's betas, anny's phenotypes towards each end
+@dataclass
+class ShapeKeys:
+    """A body's shape sliders as the asset carries them."""
+
+    names: list[str]
+    vertices: np.ndarray
+    """(K, N, 3) float32 offsets of the posed body's vertices per key at 1."""
+    bones: dict[str, Any] | None = None
+    """For keys that reach a model shape (anny's): ``{"names", "heads", "tails"}``, (K, J, 3) lists of how
+    each rig bone's head and tail move at 1 (the model's own joints there, posed as stored), so the bones can
+    be fitted to the sliders (Blender's *Fit Bones to Shape*); None for linear keys (SMPL-X's)."""
+
+
+def shape_keys(model: BodyModel, out: Any, shape: np.ndarray, pose: np.ndarray) -> ShapeKeys | None:
+    """The shape keys of the body ``out`` (a ``forward`` output at ``shape`` and ``pose``), or None when the
+    model offers none: SMPL-X's betas, anny's phenotypes towards each end
     (:meth:`~..body.base.BodyModel.shape_keys_rest`).
 
     The keys are rest-pose offsets; on a body stored in another pose (the A preset) each vertex's offset
     turns with the blended rotation of its skinning, so a slider moves the skin where it now is."""
-    found = model.shape_keys_rest(shape)
-    if found is None:
-        return None
-    names, dirs = found
     import torch
 
     from ..body.skinning import skinning_transforms
 
+    targets = None if getattr(model, "shape_directions", None) is not None else model.shape_key_shapes(shape)
+    found = model.shape_keys_rest(shape, targets)
+    if found is None:
+        return None
+    names, dirs = found
     with torch.no_grad():
         transforms = skinning_transforms(out.rest_joint_world[0].cpu().numpy().astype(np.float64),
                                          out.joint_world[0].cpu().numpy().astype(np.float64))
     joints, weights = model.skin_weights(None)
     blended = np.einsum("nk,nkab->nab", weights.astype(np.float64), transforms[joints][..., :3, :3])
-    return names, np.einsum("nab,snb->sna", blended, dirs).astype(np.float32)
+    keys = ShapeKeys(names, np.einsum("nab,snb->sna", blended, dirs).astype(np.float32))
+    if targets is not None:  # the model's own joints at each key's shape, posed as the body is
+        _, shapes = targets
+        with torch.no_grad():
+            there = model.forward(shape=shapes, pose=np.asarray(pose, np.float32)[None])
+        heads = (there.joint_heads - out.joint_heads).cpu().numpy()
+        tails = (there.joint_tails - out.joint_tails).cpu().numpy()
+        keys.bones = {"names": names, "heads": np.round(heads, 6).tolist(), "tails": np.round(tails, 6).tolist()}
+    return keys

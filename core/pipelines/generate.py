@@ -77,7 +77,7 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
     layers = [body_layer(model, frame.vertices + shift, tone, int(params.get("texture_size", 2048)))]
     for i, (spec, piece) in enumerate(dressed):
         layers.append(garment_layer(spec, piece, shift, seed=seed * 16 + i))
-    add_shape_keys(model, shape, pose, frame, [piece for _, piece in dressed], layers)
+    bones = add_shape_keys(model, shape, pose, frame, [piece for _, piece in dressed], layers)
     joint_world = frame.joint_world.copy()
     joint_world[:, :3, 3] += shift
     rig = rig_from(model, joint_world.astype(np.float32), frame.bone_lengths, rest_pose=str(params.get("pose", "A")))
@@ -94,14 +94,16 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
         body=BodyParams(model=model.name, shape_names=list(model.shape_names), shape=np.asarray(shape, np.float32),
                         pose=np.asarray(pose, np.float32), translation=shift.astype(np.float32),
                         extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]),
-                               "skin_tone": tone, **smplx_extras(model, shape)}),
+                               "skin_tone": tone, **smplx_extras(model, shape),
+                               **({"shape_key_bones": bones} if bones else {})}),
     )
 
 
 def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, frame: BodyFrame, pieces: list[Piece],
-                   layers: list[Layer]) -> None:
+                   layers: list[Layer]) -> dict[str, Any] | None:
     """The body's shape keys (SMPL-X's betas, anny's phenotypes towards each end), and each garment's, bound
-    to the body (:mod:`..garments.binding`), so the sliders reshape the body and its clothes together."""
+    to the body (:mod:`..garments.binding`), so the sliders reshape the body and its clothes together.
+    Returns how the bones move with the keys (:class:`.body.ShapeKeys`), for the asset's body extras."""
     import torch
 
     from ..garments.binding import bind, follow_keys
@@ -109,17 +111,17 @@ def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, frame:
 
     with torch.no_grad():
         out = model.forward(shape=np.asarray(shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
-    found = shape_keys(model, out, shape)
-    if found is None:
-        return
-    names, keys = found
-    layers[0].mesh.shape_keys, layers[0].mesh.shape_key_names = keys, names
+    keys = shape_keys(model, out, shape, pose)
+    if keys is None:
+        return None
+    layers[0].mesh.shape_keys, layers[0].mesh.shape_key_names = keys.vertices, keys.names
     for piece, layer in zip(pieces, layers[1:], strict=True):
         # 4 nearest candidates, not 16: the same anchors for the keys' purpose (no garment inside the body at
         # any key, measured on two outfits), in a quarter of the time.
         binding = bind(piece.vertices, frame.vertices, frame.faces, candidates=4)
-        layer.mesh.shape_keys = follow_keys(binding, frame.faces, keys, piece.faces)
-        layer.mesh.shape_key_names = names
+        layer.mesh.shape_keys = follow_keys(binding, frame.faces, keys.vertices, piece.faces)
+        layer.mesh.shape_key_names = keys.names
+    return keys.bones
 
 
 def garment_layer(spec: GarmentSpec, piece: Piece, shift: np.ndarray, seed: int) -> Layer:

@@ -9,7 +9,8 @@ Garments list to show the body under it.
 
 Writes 01_layers (the layer list; with a photo: the Photo mode and its switch), 02_generated (the imported
 human and its Garments list), 03_top_hidden (the top hidden, the body shown under it) and 04_reshaped (the
-top back, the body made Female and Heavier with the Shape panel's sliders: the clothes follow) in OUT.
+top back, the body made Female and Heavier with the Shape panel's sliders, the bones fitted to it: the
+clothes follow) in OUT.
 The driver runs inside the tool's bootstrap, which provides ARGS, OUT, ADDON_MODULE, log, shot, settle,
 wait_until, view3d_override and open_sidebar_tab as globals.
 """
@@ -103,6 +104,8 @@ def main():
     sliders = body.data.shape_keys.key_blocks
     for name in ("Female", "Heavier"):
         sliders[name].value = 1.0
+    with bpy.context.temp_override(**view3d_override()):
+        bpy.ops.strata.fit_bones()  # the Shape panel's button: the bones to the reshaped body's joints
     log("sliders:", [(k.name, k.value) for k in sliders[1:]], "| the top's:",
         [(k.name, k.value) for k in top.data.shape_keys.key_blocks[1:] if k.value])
     yield 1.0

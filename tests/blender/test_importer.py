@@ -361,6 +361,47 @@ def test_shape_keys_become_sliders(fresh_scene, lib, tmp_path) -> None:
         ("Female", 0.0, 1.0), ("Heavier", 0.0, 1.0), ("Old", 0.0, 1.0)]
 
 
+def test_bones_fit_the_shape_sliders(fresh_scene, lib, tmp_path) -> None:
+    """An asset that says how its bones move with each shape key (anny's: the model's own joints there):
+    *Fit Bones to Shape* puts each bone at the imported bone plus the keys' offsets times the sliders, keeps
+    its roll, gives the same bones when pressed again, and the imported bones at 0."""
+    asset = make_test_asset(lib.schema)
+    mesh = asset.layers[0].mesh
+    rng = np.random.default_rng(7)
+    mesh.shape_keys = rng.normal(0.0, 0.01, (2, len(mesh.vertices), 3)).astype(np.float32)
+    mesh.shape_key_names = ["Male", "Heavier"]
+    heads, tails = rng.normal(0.0, 0.03, (2, 2, 4, 3))
+    asset.body = lib.schema.BodyParams(model="anny", shape_names=["gender"], shape=np.array([0.5], np.float32),
+                                       extra={"shape_key_bones": {"names": ["Male", "Heavier"],
+                                                                  "heads": heads.tolist(), "tails": tails.tolist()}})
+    path = tmp_path / "bones.strata"
+    lib.container.save(asset, path)
+    assert bpy.ops.strata.import_asset(filepath=str(path)) == {"FINISHED"}
+    body, arm = bpy.data.objects["bones Body"], bpy.data.objects["bones Rig"]
+    bones = arm.data.bones
+
+    def state():
+        return (np.array([b.head_local for b in bones]), np.array([b.tail_local for b in bones]),
+                np.array([b.z_axis for b in bones]))
+
+    rest_heads, rest_tails, rest_z = state()
+    body.data.shape_keys.key_blocks["Male"].value = 1.0
+    body.data.shape_keys.key_blocks["Heavier"].value = 0.5
+    bpy.context.view_layer.objects.active = body
+    assert bpy.ops.strata.fit_bones() == {"FINISHED"}
+    fitted_heads, fitted_tails, fitted_z = state()
+    np.testing.assert_allclose(fitted_heads, rest_heads + heads[0] + 0.5 * heads[1], atol=1e-5)
+    np.testing.assert_allclose(fitted_tails, rest_tails + tails[0] + 0.5 * tails[1], atol=1e-5)
+    assert (np.einsum("jd,jd->j", fitted_z, rest_z) > 0.9).all()  # rolls kept (axes turn only a little)
+    assert bpy.ops.strata.fit_bones() == {"FINISHED"}
+    np.testing.assert_allclose(state()[0], fitted_heads, atol=1e-6)  # from the imported bones: no drift
+    for block in body.data.shape_keys.key_blocks[1:]:
+        block.value = 0.0
+    assert bpy.ops.strata.fit_bones() == {"FINISHED"}
+    np.testing.assert_allclose(state()[0], rest_heads, atol=1e-5)
+    assert body.mode == "OBJECT" and bpy.context.view_layer.objects.active == body
+
+
 def test_garment_keys_follow_the_body_slider(fresh_scene, lib, tmp_path) -> None:
     """Garments with shape keys of the body's names (their binding to an SMPL-X body): each is driven by the
     body's slider, so moving one slider reshapes the body and the clothes together; a key the body lacks is

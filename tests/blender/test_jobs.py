@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import bpy
+import numpy as np
 import pytest
 
 from .conftest import MODULE
@@ -155,6 +156,14 @@ def test_generate_layered_from_the_panel(connected, fresh_scene) -> None:
     shown = [(kw.get("text"), kw.get("slider")) for name, args, kw in _draw(bpy.types.STRATA_PT_shape)
              if name == "prop"]
     assert ("Heavier", True) in shown and len(shown) == len(sliders) - 1
+    # ... and the bones follow on request: made Male, the body's own joints move (shoulders broaden).
+    assert "strata.fit_bones" in [args[0] for name, args, _ in _draw(bpy.types.STRATA_PT_shape) if name == "operator"]
+    arm = next(o for o in collection.objects if o.type == "ARMATURE")
+    before = np.array([b.head_local for b in arm.data.bones])
+    sliders["Heavier"].value, sliders["Male"].value = 0.0, 1.0
+    assert bpy.ops.strata.fit_bones() == {"FINISHED"}
+    moved = np.linalg.norm(np.array([b.head_local for b in arm.data.bones]) - before, axis=1)
+    assert 0.01 < moved.max() < 0.1
     # The Selected Human panel lists its garments by what they are, not by their long object names.
     bpy.context.view_layer.objects.active = body
     labels = [kw.get("text") for name, _, kw in _draw(bpy.types.STRATA_PT_garments) if name == "label"]
