@@ -59,6 +59,20 @@ def test_example_photo_gives_a_sane_human(photo: Path) -> None:
     assert tex.std() > 5.0, "texture present, not a flat fill"
     assert body.skin is not None and body.skin.joints.shape == (len(body.mesh.vertices), 4)
     assert all(layer.skin is not None for layer in asset.layers)
+    # The photo's human keeps anny's shape sliders, on the body and (bound to it) on every garment, with where
+    # the bones go for each: made heavier, the clothes stay where they were relative to the body.
+    from strata.core.garments.metrics import layer_penetration
+
+    keys = body.mesh.shape_key_names
+    assert "Heavier" in keys and all(layer.mesh.shape_key_names == keys for layer in asset.layers)
+    assert np.asarray(asset.body.extra["shape_key_bones"]["heads"]).shape == (len(keys), len(names), 3)
+    meshes = [(np.asarray(layer.mesh.vertices, np.float64), np.asarray(layer.mesh.faces, np.int64))
+              for layer in asset.layers]
+    k = keys.index("Heavier")
+    heavier = [(v + np.asarray(layer.mesh.shape_keys[k], np.float64), f)
+               for (v, f), layer in zip(meshes, asset.layers, strict=True)]
+    if len(meshes) > 1:
+        assert max(np.subtract(layer_penetration(heavier), layer_penetration(meshes))) < 0.005
 
     OUT.mkdir(parents=True, exist_ok=True)
     rgba = np.asarray(Image.open(photo).convert("RGBA"), np.float32)
