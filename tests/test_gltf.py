@@ -409,6 +409,14 @@ def test_loose_vertices_duplicate_uvs_empty_layer_and_odd_extras():
     assert len(p["POSITION"]) == 5 and p["POSITION"][4].tolist() == [5, 5, -5]
     prov_out = doc["asset"]["extras"]["strata"]["provenance"]
     assert prov_out["timings"]["fit"] is None and prov_out["params"] == {"blob": "<2 bytes>", "n": 3}
+    # Where the bones go per shape key stays out: the glTF carries no shape keys (and would gain ~0.3 MB).
+    from strata.exchange.asset.schema import BodyParams
+
+    bones = {"names": ["Heavier"], "heads": [[[0.0, 0.0, 0.01]]], "tails": [[[0.0, 0.0, 0.01]]]}
+    asset.body = BodyParams("anny", ["weight"], np.array([0.5], np.float32),
+                            extra={"height_m": 1.7, "shape_key_bones": bones})
+    doc, _ = parse_glb(to_glb(asset))
+    assert doc["asset"]["extras"]["strata"]["body"] == {"model": "anny", "extra": {"height_m": 1.7}}
 
 
 def test_write_glb_matches_to_glb(tmp_path, asset):

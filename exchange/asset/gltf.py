@@ -49,6 +49,9 @@ Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 ROUGHNESS = 0.8
 """Skin and cloth are rough dielectrics; without a roughness map a constant ~0.8 looks right."""
 
+GLTF_LEAVES_OUT = frozenset({"shape_key_bones"})
+"""Body extras the glTF's `extras.strata` omits: how the bones follow shape keys the glTF does not carry."""
+
 GENERATOR = f"Strata glTF writer (asset schema v{SCHEMA_VERSION})"
 
 # glTF enums
@@ -456,8 +459,9 @@ def _summary(asset: HumanAsset) -> dict[str, Any]:
             out["rig"]["rest_pose"] = asset.rig.rest_pose
         if asset.rig.pose is not None:
             out["rig"]["posed"] = True
-    if asset.body is not None:
-        out["body"] = {"model": asset.body.model, "extra": asset.body.extra}
+    if asset.body is not None:  # glTF leaves the shape keys out, and with them where the bones go for each
+        extra = {k: v for k, v in asset.body.extra.items() if k not in GLTF_LEAVES_OUT}
+        out["body"] = {"model": asset.body.model, "extra": extra}
     return _jsonable(out)
 
 
