@@ -106,8 +106,8 @@ def main():
         sliders[name].value = 1.0
     with bpy.context.temp_override(**view3d_override()):
         bpy.ops.strata.fit_bones()  # the Shape panel's button: the bones to the reshaped body's joints
-    log("sliders:", [(k.name, k.value) for k in sliders[1:]], "| the top's:",
-        [(k.name, k.value) for k in top.data.shape_keys.key_blocks[1:] if k.value])
     yield 1.0
     yield from settle()
+    log("sliders:", [(k.name, k.value) for k in sliders[1:] if k.value], "| the top's (driven):",
+        [(k.name, k.value) for k in top.data.shape_keys.key_blocks[1:] if k.value])
     shot("04_reshaped")
