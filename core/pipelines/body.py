@@ -68,9 +68,7 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
 
     progress.report("texture", 0.0, "painting the skin texture")
     body = body_layer(model, vertices, float(params.get("skin_tone", 0.4)), int(params.get("texture_size", 2048)))
-    keys = shape_keys(model, out, shape, pose)
-    if keys is not None:  # sliders that stay editable in Blender
-        body.mesh.shape_key_names, body.mesh.shape_keys = keys.names, keys.vertices
+    bones = add_shape_keys(model, shape, pose, [body], out=out)  # sliders that stay editable in Blender
     progress.report("assemble", 0.0, "assembling the asset")
     provenance = Provenance(
         job_kind="body",
@@ -87,7 +85,7 @@ def build_body(model: BodyModel, params: dict[str, Any], progress: Progress | No
         pose=np.asarray(pose, np.float32),
         translation=np.zeros(3, np.float32),
         extra={"rig": model.rig, "height_m": float(model.measure_height(shape[None])[0]), **smplx_extras(model, shape),
-               **({"shape_key_bones": keys.bones} if keys is not None and keys.bones else {})},
+               **({"shape_key_bones": bones} if bones else {})},
     )
     progress.report("assemble", 1.0, "done")
     rig = rig_from(model, joints, lengths, rest_pose=preset if preset in ("A", "T") else "")
@@ -156,3 +154,32 @@ def shape_keys(model: BodyModel, out: Any, shape: np.ndarray, pose: np.ndarray) 
         tails = (there.joint_tails - out.joint_tails).cpu().numpy()
         keys.bones = {"names": names, "heads": np.round(heads, 6).tolist(), "tails": np.round(tails, 6).tolist()}
     return keys
+
+
+def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, layers: list[Layer],
+                   skin_faces: np.ndarray | None = None, out: Any = None) -> dict[str, Any] | None:
+    """The shape sliders onto an asset's layers: the body's (``layers[0]``, on the model's topology, at
+    ``shape`` in ``pose``; ``out`` its ``forward`` output when the caller has it) and each garment's, bound
+    to the body's skin (``skin_faces``: :mod:`..garments.binding`), so the sliders reshape the body and its
+    clothes together. Returns how the bones move with the keys (:class:`ShapeKeys`), for the body extras;
+    None (and no keys) when the model offers none."""
+    import torch
+
+    from ..garments.binding import bind, follow_keys
+
+    if out is None:
+        with torch.no_grad():
+            out = model.forward(shape=np.asarray(shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
+    keys = shape_keys(model, out, shape, pose)
+    if keys is None:
+        return None
+    body = layers[0].mesh
+    body.shape_keys, body.shape_key_names = keys.vertices, keys.names
+    surface = np.asarray(body.vertices, np.float64)
+    for layer in layers[1:]:
+        # 4 nearest candidates, not 16: the same anchors for the keys' purpose (no garment inside the body at
+        # any key, measured on two outfits), in a quarter of the time.
+        binding = bind(np.asarray(layer.mesh.vertices, np.float64), surface, skin_faces, candidates=4)
+        layer.mesh.shape_keys = follow_keys(binding, skin_faces, keys.vertices, np.asarray(layer.mesh.faces, np.int64))
+        layer.mesh.shape_key_names = keys.names
+    return keys.bones

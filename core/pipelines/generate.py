@@ -22,11 +22,11 @@ from ..body.base import BodyModel
 from ..body.skinning import rig_from
 from ..compute import ComputeEnv
 from ..garments.fabric import fabric_texture, hair_shade
-from ..garments.frame import BodyFrame, body_frame
+from ..garments.frame import body_frame
 from ..garments.piece import Piece
 from ..garments.styles import Dresser, GarmentSpec, garment_spec
 from ..progress import Progress, Silent
-from .body import body_layer, shape_values, smplx_extras
+from .body import add_shape_keys, body_layer, shape_values, smplx_extras
 from .common import now_iso, png_texture, versions
 
 GARMENT_TEXTURE = 512
@@ -77,7 +77,7 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
     layers = [body_layer(model, frame.vertices + shift, tone, int(params.get("texture_size", 2048)))]
     for i, (spec, piece) in enumerate(dressed):
         layers.append(garment_layer(spec, piece, shift, seed=seed * 16 + i))
-    bones = add_shape_keys(model, shape, pose, frame, [piece for _, piece in dressed], layers)
+    bones = add_shape_keys(model, shape, pose, layers, frame.faces)
     joint_world = frame.joint_world.copy()
     joint_world[:, :3, 3] += shift
     rig = rig_from(model, joint_world.astype(np.float32), frame.bone_lengths, rest_pose=str(params.get("pose", "A")))
@@ -97,31 +97,6 @@ def generate_layered(model: BodyModel, params: dict[str, Any], progress: Progres
                                "skin_tone": tone, **smplx_extras(model, shape),
                                **({"shape_key_bones": bones} if bones else {})}),
     )
-
-
-def add_shape_keys(model: BodyModel, shape: np.ndarray, pose: np.ndarray, frame: BodyFrame, pieces: list[Piece],
-                   layers: list[Layer]) -> dict[str, Any] | None:
-    """The body's shape keys (SMPL-X's betas, anny's phenotypes towards each end), and each garment's, bound
-    to the body (:mod:`..garments.binding`), so the sliders reshape the body and its clothes together.
-    Returns how the bones move with the keys (:class:`.body.ShapeKeys`), for the asset's body extras."""
-    import torch
-
-    from ..garments.binding import bind, follow_keys
-    from .body import shape_keys
-
-    with torch.no_grad():
-        out = model.forward(shape=np.asarray(shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
-    keys = shape_keys(model, out, shape, pose)
-    if keys is None:
-        return None
-    layers[0].mesh.shape_keys, layers[0].mesh.shape_key_names = keys.vertices, keys.names
-    for piece, layer in zip(pieces, layers[1:], strict=True):
-        # 4 nearest candidates, not 16: the same anchors for the keys' purpose (no garment inside the body at
-        # any key, measured on two outfits), in a quarter of the time.
-        binding = bind(piece.vertices, frame.vertices, frame.faces, candidates=4)
-        layer.mesh.shape_keys = follow_keys(binding, frame.faces, keys.vertices, piece.faces)
-        layer.mesh.shape_key_names = keys.names
-    return keys.bones
 
 
 def garment_layer(spec: GarmentSpec, piece: Piece, shift: np.ndarray, seed: int) -> Layer:

@@ -563,33 +563,21 @@ def assemble(state: ReconstructionState) -> HumanAsset:
 
 def shape_sliders(state: ReconstructionState, body_layer: Layer) -> dict[str, Any] | None:
     """The photo's human keeps the body model's shape sliders too (anny's phenotypes towards each end,
-    SMPL-X's betas), on its body and, bound to it, on each garment; returns where the bones go per key (for
-    the body extras), or None. A carved surface (the views path) has its own topology: no keys there.
+    SMPL-X's betas), on its body and, bound to it, on each garment (:func:`.body.add_shape_keys`); returns
+    where the bones go per key (for the body extras), or None. A carved surface (the views path) has its own
+    topology: no keys there.
 
     The keys are the body model's own offsets at the fitted shape, in the rig's rest pose; on the body they
     move the photo-shaped surface by them (the clothed silhouette of a one-surface human included)."""
-    import torch
-
-    from ..garments.binding import bind, follow_keys
-    from .body import shape_keys
+    from ..garments.frame import skin_surface
+    from .body import add_shape_keys
 
     model, fit = state.rig_body, state.fit
-    if state.surface_faces is not None or model is None or fit is None or state.rest_surface is None:
+    if state.surface_faces is not None or model is None or fit is None:
         return None
     pose = model.pose_preset(str(state.params.get("rest_pose", "A")), fit.shape)
-    with torch.no_grad():
-        out = model.forward(shape=np.asarray(fit.shape, np.float32)[None], pose=np.asarray(pose, np.float32)[None])
-    keys = shape_keys(model, out, fit.shape, pose)
-    if keys is None:
-        return None
-    body_layer.mesh.shape_keys, body_layer.mesh.shape_key_names = keys.vertices, keys.names
-    faces = np.asarray(model.faces, np.int64)
-    surface = np.asarray(state.rest_surface, np.float64)
-    for garment in state.garment_layers:
-        binding = bind(np.asarray(garment.mesh.vertices, np.float64), surface, faces, candidates=4)
-        garment.mesh.shape_keys = follow_keys(binding, faces, keys.vertices, np.asarray(garment.mesh.faces, np.int64))
-        garment.mesh.shape_key_names = keys.names
-    return keys.bones
+    skin_faces, _ = skin_surface(np.asarray(model.faces, np.int64), model.num_vertices)
+    return add_shape_keys(model, fit.shape, pose, [body_layer, *state.garment_layers], skin_faces)
 
 
 def warm_up(env: ComputeEnv | None = None, cache: ModelCache | None = None, rig: str = FIT_RIG) -> None:
