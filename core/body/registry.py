@@ -89,9 +89,8 @@ def get_body_model(
         from dataclasses import replace
 
         env = replace(env, smplx_dir=Path(model_path))
-    options = {"rig": rig, **({"gender": gender} if name == "smplx" else {})}
     try:
-        return REGISTRY.build("body_model", name, env=env, cache=cache, **options)
+        return REGISTRY.build("body_model", name, env=env, cache=cache, **_options(name, rig, gender))
     except BackendUnavailable as exc:
         title = MODEL_TITLES.get(name, name)  # said to artists: "the SMPL-X body model cannot run here: ..."
         raise BodyModelError(exc.message.replace(f"the {name} body_model backend", f"the {title} body model")) from None
@@ -101,8 +100,13 @@ def body_model_key(name: str, rig: str, env: ComputeEnv, gender: str = "neutral"
     """The model-cache key :func:`get_body_model` uses (so a job can say "loading..." only on a miss)."""
     from ..backends import REGISTRY
 
-    return REGISTRY.get("body_model", name).cache_key(env, {"rig": rig, **({"gender": gender} if name == "smplx"
-                                                                            else {})})
+    return REGISTRY.get("body_model", name).cache_key(env, _options(name, rig, gender))
+
+
+def _options(name: str, rig: str, gender: str) -> dict[str, str]:
+    """The registry options of a body model (the builder's arguments and the cache key alike): SMPL-X's file
+    is chosen by gender; anny's gender is a shape phenotype, not an option."""
+    return {"rig": rig, **({"gender": gender} if name == "smplx" else {})}
 
 
 def build_anny(env: ComputeEnv, rig: str = "anny") -> BodyModel:

@@ -64,11 +64,8 @@ class SMPLXBody(SMPLXSkeletonMixin, BodyModel):
     # --- BodyModel -----------------------------------------------------------------------------------
 
     def forward(self, shape: Any = None, pose: Any = None, translation: Any = None) -> BodyOutput:
-        shape_t = batched(shape, (self.num_shape,), self.device)
-        if shape_t is None:
-            shape_t = torch.zeros(1, self.num_shape, device=self.device)
         # 1. The shaped rest mesh (SMPL-X's T-pose) and its joints, standing on the ground.
-        rest_v = self._template[None] + torch.einsum("nds,bs->bnd", self._shapedirs, shape_t)
+        rest_v = self._shaped_rest(shape)
         lift = -rest_v[..., 2].amin(dim=1)
         up = torch.stack([torch.zeros_like(lift), torch.zeros_like(lift), lift], dim=-1)
         rest_v = rest_v + up[:, None]
@@ -81,11 +78,16 @@ class SMPLXBody(SMPLXSkeletonMixin, BodyModel):
     def canonical_pelvis(self, shape: Any) -> np.ndarray:
         """(3,) the pelvis joint of ``shape``'s body in SMPL-X's own frame (Y up, before Strata stands the mesh on
         the ground): where SMPL-X tools place it, so a fit written for them can say where the asset is."""
-        shape_t = batched(shape, (self.num_shape,), self.device)
         with torch.no_grad():
-            rest = self._template[None] + torch.einsum("nds,bs->bnd", self._shapedirs, shape_t)
-            pelvis = (self._regressor[0] @ rest[0]).cpu().numpy().astype(np.float64)
+            pelvis = (self._regressor[0] @ self._shaped_rest(shape)[0]).cpu().numpy().astype(np.float64)
         return np.asarray(CANONICAL, np.float64).T @ pelvis
+
+    def _shaped_rest(self, shape: Any) -> torch.Tensor:
+        """(B, N, 3) the rest mesh of ``shape`` (None: the mean) in SMPL-X's own frame, before grounding."""
+        shape_t = batched(shape, (self.num_shape,), self.device)
+        if shape_t is None:
+            shape_t = torch.zeros(1, self.num_shape, device=self.device)
+        return self._template[None] + torch.einsum("nds,bs->bnd", self._shapedirs, shape_t)
 
     def shape_directions(self) -> np.ndarray:
         """(S, N, 3) how each shape coefficient moves the rest mesh, per unit (the shape keys)."""
