@@ -485,16 +485,17 @@ def fit_bones_to_shape(armature: bpy.types.Object, body: bpy.types.Object, conte
     values (the imported bones plus each key's joint offsets times its value; rolls kept), so a reshaped
     body bends at its own joints. Returns how many bones moved; 0 when the armature keeps no such data."""
     data = armature.get("strata_shape_bones")
-    blocks = body.data.shape_keys.key_blocks if body.data.shape_keys is not None else {}
     if not data:
         return 0
+    blocks = body.data.shape_keys.key_blocks if body.data.shape_keys is not None else {}
     keys, bones = list(data["keys"]), list(data["bones"])
     values = np.array([blocks[k].value if k in blocks else 0.0 for k in keys], np.float64)
-    shape = (len(keys), len(bones), 3)
-    heads = np.asarray(data["rest_heads"], np.float64).reshape(-1, 3) + np.einsum(
-        "k,kjd->jd", values, np.asarray(data["heads"], np.float64).reshape(shape))
-    tails = np.asarray(data["rest_tails"], np.float64).reshape(-1, 3) + np.einsum(
-        "k,kjd->jd", values, np.asarray(data["tails"], np.float64).reshape(shape))
+
+    def mixed(end: str) -> np.ndarray:  # "heads" or "tails": as imported, plus each key's offsets x its value
+        offsets = np.asarray(data[end], np.float64).reshape(len(keys), len(bones), 3)
+        return np.asarray(data[f"rest_{end}"], np.float64).reshape(-1, 3) + np.einsum("k,kjd->jd", values, offsets)
+
+    heads, tails = mixed("heads"), mixed("tails")
     view_layer = context.view_layer
     active, mode = view_layer.objects.active, armature.mode
     view_layer.objects.active = armature

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import queue
 import time
@@ -91,6 +92,21 @@ def _start(mods, fake, *, results_dir=None):
     return conn, session
 
 
+@contextlib.contextmanager
+def _job(mods, fake, kind="echo", params=None, *, connect=False):
+    """(conn, session, token) with one ``kind`` job submitted on ``fake`` (after a Connect when ``connect``);
+    the worker stops on the way out."""
+    conn, session = _start(mods, fake)
+    try:
+        if connect:
+            conn.connect()
+        token = conn.submit(kind, params or {})
+        session.expect(token, kind)
+        yield conn, session, token
+    finally:
+        conn.stop()
+
+
 def _pump(conn, session, until, timeout=5.0):
     """Apply the connection's updates to the session until `until(session, updates)` holds."""
     seen = []
@@ -134,13 +150,8 @@ def test_result_is_saved_decoded_and_matched_to_its_token(mods, tmp_path) -> Non
 def test_quiet_job_is_watched_again(mods, monkeypatch) -> None:
     monkeypatch.setattr(mods.connection, "QUIET_LIMIT", 0.2)
     fake = FakeClient(mods)
-    conn, session = _start(mods, fake)
-    try:
-        token = conn.submit("echo", {})
-        session.expect(token, "echo")
+    with _job(mods, fake) as (conn, session, token):
         _pump(conn, session, lambda s, u: ("watch", "job1") in fake.calls)
-    finally:
-        conn.stop()
 
 
 def test_the_status_is_refreshed_while_a_job_runs(mods, monkeypatch) -> None:
@@ -148,14 +159,9 @@ def test_the_status_is_refreshed_while_a_job_runs(mods, monkeypatch) -> None:
     until it ends: the worker asks again while the job runs."""
     monkeypatch.setattr(mods.connection, "REFRESH_EVERY", 0.2)
     fake = FakeClient(mods)
-    conn, session = _start(mods, fake)
-    try:
-        token = conn.submit("echo", {})
-        session.expect(token, "echo")
+    with _job(mods, fake) as (conn, session, token):
         _pump(conn, session, lambda s, u: "job1" in s.jobs and fake.calls.count(("hello",)) >= 3)
         assert session.busy and session.connected
-    finally:
-        conn.stop()
 
 
 def test_a_device_still_being_found_is_asked_for_again_soon(mods, monkeypatch) -> None:
@@ -181,11 +187,7 @@ def test_the_status_is_asked_for_when_a_job_ends(mods) -> None:
     """A job that loaded models changes the status line at once (not 15 s later)."""
     Event = mods.client.Event
     fake = FakeClient(mods, [Event("error", "job1", {"code": "job_failed", "message": "no", "detail": {}})])
-    conn, session = _start(mods, fake)
-    try:
-        conn.connect()
-        token = conn.submit("echo", {})
-        session.expect(token, "echo")
+    with _job(mods, fake, connect=True) as (conn, session, token):
         # REFRESH_EVERY is 15 s: only the job's end asks again, and its answer comes after the failure.
         def refreshed_after_failure(s, updates) -> bool:
             kinds = [x.kind for x in updates]
@@ -193,8 +195,6 @@ def test_the_status_is_asked_for_when_a_job_ends(mods) -> None:
 
         _pump(conn, session, refreshed_after_failure, timeout=1.0)
         assert token in session.finished
-    finally:
-        conn.stop()
     assert session.problem is not None and session.problem.code == "job_failed"  # the refresh keeps the error
 
 
@@ -205,28 +205,17 @@ def test_the_status_is_asked_for_when_a_job_enters_a_stage(mods) -> None:
     events = [Event("progress", "job1", {"stage": "fit", "fraction": f, "text": "", "elapsed": f})
               for f in (0.1, 0.2, 0.3)]
     fake = FakeClient(mods, events)
-    conn, session = _start(mods, fake)
-    try:
-        conn.connect()
-        token = conn.submit("echo", {})
-        session.expect(token, "echo")
+    with _job(mods, fake, connect=True) as (conn, session, token):
         _pump(conn, session, lambda s, u: s.current is not None and s.current.fraction == 0.3, timeout=2.0)
         time.sleep(0.2)
         after_submit = fake.calls[fake.calls.index(("submit", "echo", {})):]
         assert after_submit.count(("hello",)) == 1  # one stage entered, one refresh
-    finally:
-        conn.stop()
 
 
 def test_server_lost_mid_job(mods) -> None:
     fake = FakeClient(mods, fail_on_poll=mods.client.ServerUnavailable("tcp://fake:1", 1.0, "poll"))
-    conn, session = _start(mods, fake)
-    try:
-        token = conn.submit("echo", {})
-        session.expect(token, "echo")
+    with _job(mods, fake) as (conn, session, token):
         _pump(conn, session, lambda s, u: token in s.finished and any(x.kind == "disconnected" for x in u))
-    finally:
-        conn.stop()
     assert session.finished[token].data["code"] == "server_lost"
     assert "strata fetch job1" in session.finished[token].data["message"]  # the job was lost, not the result
     assert not session.connected
@@ -237,13 +226,8 @@ def test_server_lost_mid_job(mods) -> None:
 
 def test_refused_submit_reports_with_token(mods) -> None:
     fake = FakeClient(mods, kinds=("busy",))
-    conn, session = _start(mods, fake)
-    try:
-        token = conn.submit("busy", {})
-        session.expect(token, "busy")
+    with _job(mods, fake, "busy") as (conn, session, token):
         _pump(conn, session, lambda s, u: token in s.finished)
-    finally:
-        conn.stop()
     assert session.problem.code == "busy" and "queue" in session.problem.advice
     assert not session.busy
 
@@ -276,13 +260,8 @@ def test_session_status_line_and_capabilities(mods) -> None:
 def test_worker_refuses_a_kind_the_server_lacks(mods) -> None:
     """The UI may submit before the welcome arrived: the worker checks the kinds itself."""
     fake = FakeClient(mods, kinds=("body",))
-    conn, session = _start(mods, fake)
-    try:
-        token = conn.submit("generate", {"layers": []})
-        session.expect(token, "generate")
+    with _job(mods, fake, "generate", {"layers": []}) as (conn, session, token):
         _pump(conn, session, lambda s, u: token in s.finished)
-    finally:
-        conn.stop()
     assert not any(call[0] == "submit" for call in fake.calls)
     assert session.problem.code == "no_generate" and "cannot make layered humans" in session.problem.message
 
