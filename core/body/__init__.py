@@ -22,7 +22,14 @@ from .base import (
     rotation_between,
     world_to_local_rotation,
 )
-from .registry import BODY_MODELS, available_body_models, body_model_key, get_body_model, rig_for
+from .registry import (
+    BODY_MODELS,
+    available_body_models,
+    body_model_key,
+    get_body_model,
+    rig_for,
+    watched_body_model,
+)
 from .rigs import ANNY_RIGS, ANNY_SHAPE_NAMES
 
 __all__ = [
@@ -41,6 +48,7 @@ __all__ = [
     "get_body_model",
     "rig_for",
     "visible_build",
+    "watched_body_model",
     "rotation_between",
     "world_to_local_rotation",
 ]

@@ -18,6 +18,7 @@ from .rigs import ANNY_RIGS
 if TYPE_CHECKING:
     from ..cache import ModelCache
     from ..compute import ComputeEnv
+    from ..progress import Progress
     from .base import BodyModel
 
 #: Backend name -> rigs it offers (first = default). SMPL-X needs the user's files (an unavailable error
@@ -94,6 +95,21 @@ def get_body_model(
     except BackendUnavailable as exc:
         title = MODEL_TITLES.get(name, name)  # said to artists: "the SMPL-X body model cannot run here: ..."
         raise BodyModelError(exc.message.replace(f"the {name} body_model backend", f"the {title} body model")) from None
+
+
+def watched_body_model(name: str, rig: str, *, env: ComputeEnv, cache: ModelCache, progress: Progress,
+                       stage: str, gender: str = "neutral", announce: str = "") -> BodyModel:
+    """:func:`get_body_model` for a job: from the cache when it is warm (the usual case: nothing to watch);
+    otherwise ``announce`` (when given) and then a rig's first-use build by anny, reported to ``progress``
+    under ``stage`` (:func:`.anny_cache.visible_build`)."""
+    from .anny_cache import visible_build
+
+    if body_model_key(name, rig, env, gender) in cache:
+        return get_body_model(name, rig, env=env, cache=cache, gender=gender)
+    if announce:
+        progress.report(stage, 0.0, announce)
+    with visible_build(progress, stage, rig):
+        return get_body_model(name, rig, env=env, cache=cache, gender=gender)
 
 
 def body_model_key(name: str, rig: str, env: ComputeEnv, gender: str = "neutral") -> str:

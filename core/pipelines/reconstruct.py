@@ -144,12 +144,10 @@ def body_model(env: ComputeEnv, cache: ModelCache, rig: str = FIT_RIG, name: str
                progress: Progress | None = None, stage: str = "load", gender: str = "neutral") -> BodyModel:
     """The cached body model ``name`` for ``rig`` (SMPL-X: of ``gender``), through the registry (same key as the
     `body` job's); a rig's first use, when anny builds its data, reported to ``progress`` under ``stage``."""
-    from ..body import body_model_key, get_body_model, visible_build
+    from ..body import watched_body_model
 
-    if body_model_key(name, rig, env, gender) in cache:  # warm: the usual case, no build to watch for
-        return get_body_model(name, rig, env=env, cache=cache, gender=gender)
-    with visible_build(progress or Silent(), stage, rig):
-        return get_body_model(name, rig, env=env, cache=cache, gender=gender)
+    return watched_body_model(name, rig, env=env, cache=cache, progress=progress or Silent(), stage=stage,
+                              gender=gender)
 
 
 def fitting_model(params: dict[str, Any]) -> tuple[str, str]:

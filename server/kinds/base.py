@@ -183,10 +183,8 @@ def load_body_model(ctx: JobContext, model: str, rig: str, kind: str) -> Any:
     body = require("strata.core.body", kind)
     gender = str(ctx.params.get("smplx_gender", "neutral"))
     try:
-        if body.body_model_key(model, rig, ctx.env, gender) in ctx.models:  # warm: nothing to load or watch
-            return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models, gender=gender)
-        ctx.progress.report("load_model", 0.0, f"loading the {model} body model ({rig} rig, {ctx.env.device})")
-        with body.visible_build(ctx.progress, "load_model", rig):  # a rig's first use: anny builds its data
-            return body.get_body_model(model, rig, env=ctx.env, cache=ctx.models, gender=gender)
+        return body.watched_body_model(model, rig, env=ctx.env, cache=ctx.models, progress=ctx.progress,
+                                       stage="load_model", gender=gender,
+                                       announce=f"loading the {model} body model ({rig} rig, {ctx.env.device})")
     except UnavailableError as exc:
         raise JobError(ErrorCode.UNAVAILABLE, str(exc), {"model": model, "rig": rig}) from exc
